@@ -1,0 +1,31 @@
+// CFuse: the C shim between libfuse3's low-level API and Swift. No logic lives here: only the
+// version define (which must be in the header to reach Swift's importer), the includes, and
+// static inline wrappers for the few function-like macros Swift cannot import.
+#ifndef CFUSE_H
+#define CFUSE_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse3/fuse_lowlevel.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <sys/statvfs.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <fcntl.h>
+#include <errno.h>
+
+/// FUSE_ARGS_INIT(0, NULL) as a function.
+static inline struct fuse_args cfuse_args_init(void) {
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    return args;
+}
+
+static inline int cfuse_s_isdir(mode_t m) { return S_ISDIR(m); }
+static inline int cfuse_s_isreg(mode_t m) { return S_ISREG(m); }
+static inline int cfuse_s_islnk(mode_t m) { return S_ISLNK(m); }
+
+#endif

@@ -1,0 +1,3 @@
+import Testing
+@testable import MetaCache
+@Test func placeholder() { #expect(1 + 1 == 2) }
