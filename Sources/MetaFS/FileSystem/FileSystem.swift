@@ -1,130 +1,273 @@
-import MetaCache
+import Dispatch
 import Glibc
+import MetaCache
+import Synchronization
 
-// API SKELETON (being implemented by the integrator; signatures are the contract the FUSE layer
-// codes against). Every method is thread-safe: libfuse calls them from several worker threads.
-
-/// An errno value returned to the kernel. `throws(FSError)` keeps errors allocation-free.
-public struct FSError: Error, Equatable, CustomStringConvertible {
-    public let code: Int32
-    public init(_ code: Int32) { self.code = code }
-    public var description: String { String(cString: strerror(code)) }
-}
-
-/// Who is making the request (from fuse_req_ctx).
-public struct Caller: Sendable {
-    public var uid: UInt32
-    public var gid: UInt32
-    public var pid: Int32
-    public init(uid: UInt32, gid: UInt32, pid: Int32) { self.uid = uid; self.gid = gid; self.pid = pid }
-}
-
-/// A time as setattr receives it (UTIME_NOW / UTIME_OMIT already decoded: nil = omit).
-public enum TimeChange: Sendable {
-    case now
-    case set(Timespec)
-}
-
-/// The fields a setattr call changes; nil means "leave as is".
-public struct AttributeChanges: Sendable {
-    public var mode: UInt32?
-    public var uid: UInt32?
-    public var gid: UInt32?
-    public var size: UInt64?
-    public var atime: TimeChange?
-    public var mtime: TimeChange?
-    public var ctime: Timespec?
-    public init() {}
-}
-
-/// statfs(2) figures.
-public struct FileSystemUsage: Sendable {
-    public var blockSize: UInt64
-    public var blocks: UInt64
-    public var freeBlocks: UInt64
-    public var files: UInt64
-    public var freeFiles: UInt64
-    public var nameMax: UInt64
-}
-
-/// Mount-time behaviour of the file system layer.
-public struct FileSystemOptions: Sendable {
-    /// Seconds between background commits of dirty metadata.
-    public var flushInterval: Double = 5
-    public init() {}
-}
-
-/// Everything the control directory shows, gathered in one call.
-public struct FileSystemStatistics: Sendable {
-    public var caches: [CacheStatistics]
-    public var cacheBytes: UInt64
-    public var storeBytes: UInt64
-    public var storeUsedBytes: UInt64
-    public var storeBlocks: UInt64
-    public var storeFreeBlocks: UInt64
-    public var storeInodes: UInt64
-    public var storeFreeInodes: UInt64
-    public var commits: UInt64
-    public var committedObjects: UInt64
-    public var knownInodes: UInt64
-    public var openFiles: UInt64
-    public var rssBytes: UInt64
-}
-
-/// The POSIX file system: every call goes through MetaCache, and dirty metadata is committed to the
-/// store by a flusher. (Method bodies are being written; the signatures are fixed.)
+/// The POSIX file system. Every lookup goes through the dentry cache, every getattr through the
+/// inode cache, every read and write maps blocks through the extent cache; a miss reads the store
+/// and fills the cache. Updates change the cached objects and mark them dirty, and the flusher
+/// (Writeback.swift) commits them to the store in journaled batches.
+///
+/// Locking: `namespace` shared for calls that read names or attributes and for data I/O,
+/// exclusive for calls that change names or attributes and for every commit; `inodeLocks`
+/// serialise fills and data writes of one inode under the shared lock. Cache objects have their
+/// own locks inside MetaCache. Order: namespace → inode stripe → orphan/handle mutexes → MetaCache.
 public final class FileSystem: @unchecked Sendable {
     public let cache: MetaCache
+    let store: Store
+    let options: FileSystemOptions
+    let namespace = NamespaceLock()
+    let inodeLocks = InodeLocks()
+    let kernelLookups = KernelLookupTable()
+    let handles = Mutex(OpenFiles())
+    let orphans = Mutex(OrphanState())
+    /// Targets of symlinks created since the last commit (the store gets them in the commit).
+    let pendingSymlinks = Mutex([UInt64: [UInt8]]())
+    let blockSize: UInt64
+    let commits = Atomic<UInt64>(0)
+    let committedObjects = Atomic<UInt64>(0)
+    var flusher: Flusher?
 
-    public init(storePath: String, cache: MetaCache, options: FileSystemOptions) throws(FSError) { fatalError("unimplemented") }
+    public init(storePath: String, cache: MetaCache, options: FileSystemOptions) throws(FSError) {
+        do {
+            store = try Store.open(path: storePath)
+        } catch {
+            throw FSError(error.errno, message: "\(storePath): \(error)")
+        }
+        self.cache = cache
+        self.options = options
+        self.blockSize = UInt64(store.blockSize)
+        if options.flushInterval > 0 {
+            flusher = Flusher(interval: options.flushInterval) { [unowned self] in
+                try? self.sync()
+            }
+        }
+    }
 
-    /// Names are 1...255 bytes without NUL. Every call that returns an entry to the kernel
-    /// (lookup, mknod, mkdir, symlink, link, create) counts one kernel lookup of that inode.
-    public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> InodeAttributes { fatalError() }
-    public func forget(_ ino: UInt64, count: UInt64) { fatalError() }
-    public func getattr(_ ino: UInt64) throws(FSError) -> InodeAttributes { fatalError() }
-    public func setattr(_ ino: UInt64, _ changes: AttributeChanges, caller: Caller) throws(FSError) -> InodeAttributes { fatalError() }
-    public func readlink(_ ino: UInt64) throws(FSError) -> [UInt8] { fatalError() }
-    public func mknod(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, rdev: UInt64, caller: Caller) throws(FSError) -> InodeAttributes { fatalError() }
-    public func mkdir(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, caller: Caller) throws(FSError) -> InodeAttributes { fatalError() }
-    public func unlink(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) { fatalError() }
-    public func rmdir(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) { fatalError() }
-    public func symlink(target: UnsafeRawBufferPointer, parent: UInt64, name: UnsafeRawBufferPointer, caller: Caller) throws(FSError) -> InodeAttributes { fatalError() }
-    /// flags: 0, RENAME_NOREPLACE (1) or RENAME_EXCHANGE (2).
-    public func rename(parent: UInt64, name: UnsafeRawBufferPointer, newParent: UInt64, newName: UnsafeRawBufferPointer, flags: UInt32) throws(FSError) { fatalError() }
-    public func link(_ ino: UInt64, newParent: UInt64, newName: UnsafeRawBufferPointer) throws(FSError) -> InodeAttributes { fatalError() }
-    /// Returns a file handle. O_TRUNC in flags truncates.
-    public func open(_ ino: UInt64, flags: Int32) throws(FSError) -> UInt64 { fatalError() }
-    public func create(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, flags: Int32, caller: Caller) throws(FSError) -> (InodeAttributes, UInt64) { fatalError() }
-    /// Reads up to buffer.count bytes at offset; returns the count (0 at end of file).
-    public func read(_ ino: UInt64, fh: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) -> Int { fatalError() }
-    public func write(_ ino: UInt64, fh: UInt64, offset: UInt64, from data: UnsafeRawBufferPointer) throws(FSError) -> Int { fatalError() }
-    public func flush(_ ino: UInt64, fh: UInt64) throws(FSError) { fatalError() }
-    public func release(_ ino: UInt64, fh: UInt64) { fatalError() }
-    public func fsync(_ ino: UInt64, datasync: Bool) throws(FSError) { fatalError() }
-    public func opendir(_ ino: UInt64) throws(FSError) -> UInt64 { fatalError() }
-    /// Emits entries after `offset` ("." and ".." first); emit returns false when the reply buffer is
-    /// full (that entry was not taken). With `plus`, attributes are passed and each taken entry other
-    /// than "." and ".." counts one kernel lookup.
-    public func readdir(_ ino: UInt64, fh: UInt64, offset: UInt64, plus: Bool,
-                        _ emit: (_ name: UnsafeRawBufferPointer, _ attributes: InodeAttributes, _ nextOffset: UInt64) -> Bool) throws(FSError) { fatalError() }
-    public func releasedir(_ ino: UInt64, fh: UInt64) { fatalError() }
-    public func fsyncdir(_ ino: UInt64, datasync: Bool) throws(FSError) { fatalError() }
-    public func statfs() -> FileSystemUsage { fatalError() }
-    public func fallocate(_ ino: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws(FSError) { fatalError() }
-    /// flags: XATTR_CREATE (1) / XATTR_REPLACE (2).
-    public func setxattr(_ ino: UInt64, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: Int32) throws(FSError) { fatalError() }
-    public func getxattr(_ ino: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> [UInt8] { fatalError() }
-    /// Names, each followed by NUL.
-    public func listxattr(_ ino: UInt64) throws(FSError) -> [UInt8] { fatalError() }
-    public func removexattr(_ ino: UInt64, name: UnsafeRawBufferPointer) throws(FSError) { fatalError() }
-    /// SEEK_SET/CUR/END are done by the kernel; this gets SEEK_DATA (3) and SEEK_HOLE (4).
-    public func lseek(_ ino: UInt64, fh: UInt64, offset: Int64, whence: Int32) throws(FSError) -> Int64 { fatalError() }
-    /// Commit every dirty object (syncfs, `sync` in control).
-    public func sync() throws(FSError) { fatalError() }
-    /// `drop_caches` in control: commit, then evict every clean unpinned object.
-    public func dropCaches() -> (objects: Int, pages: Int) { fatalError() }
-    public func statistics() -> FileSystemStatistics { fatalError() }
     /// Stop the flusher, commit everything, close the store (unmount).
-    public func shutdown() { fatalError() }
+    public func shutdown() {
+        flusher?.stop()
+        flusher = nil
+        do {
+            try sync()
+            try store.close()
+        } catch {
+            fputs("metafs: error at unmount: \(error)\n", stderr)
+        }
+    }
+
+    // MARK: - Inodes through the cache
+
+    /// The inode's attributes, from the inode cache or, on a miss, read from the store into it.
+    func inode(_ ino: UInt64) throws(FSError) -> InodeAttributes {
+        if let attributes = cache.inodes.get(ino) { return attributes }
+        return try inodeLocks.with(ino) { () throws(FSError) -> InodeAttributes in
+            try fillInode(ino)
+        }
+    }
+
+    /// Reads the inode from the store into the cache unless a (possibly newer) copy is already
+    /// there. The caller holds the inode's stripe lock or the exclusive namespace lock.
+    func fillInode(_ ino: UInt64) throws(FSError) -> InodeAttributes {
+        if cache.inodes.contains(ino), let attributes = cache.inodes.get(ino) { return attributes }
+        guard ino != 0, let disk = try io({ () throws(StoreError) in try store.readInode(ino) }) else {
+            throw FSError(ENOENT)
+        }
+        let attributes = InodeAttributes(ino: ino, disk: disk)
+        cache.inodes.insert(attributes, dirty: false)
+        return attributes
+    }
+
+    /// Changes a cached inode and marks it dirty, filling it first if it was evicted.
+    @discardableResult
+    func modifyInode(_ ino: UInt64, _ body: (inout InodeAttributes) -> Void) throws(FSError) -> InodeAttributes {
+        while true {
+            if let attributes = cache.inodes.update(ino, body) { return attributes }
+            _ = try inodeLocks.with(ino) { () throws(FSError) -> InodeAttributes in try fillInode(ino) }
+        }
+    }
+
+    func directory(_ ino: UInt64) throws(FSError) -> InodeAttributes {
+        let attributes = try inode(ino)
+        guard attributes.isDirectory else { throw FSError(ENOTDIR) }
+        return attributes
+    }
+
+    // MARK: - Names through the dentry cache
+
+    /// What `name` in `parent` refers to: the dentry cache, or on a miss the store's directory,
+    /// whose answer is cached as a positive or negative dentry.
+    func resolve(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> (ino: UInt64, type: UInt8)? {
+        switch cache.dentries.lookup(parent: parent, name: name) {
+        case .positive(let ino, let type):
+            return (ino, type)
+        case .negative:
+            return nil
+        case .miss:
+            let found = try io { () throws(StoreError) in try store.lookup(directory: parent, name: name) }
+            if let found {
+                // The dentry pins its inode, so the inode goes in first.
+                _ = try inode(found.ino)
+                cache.dentries.insert(parent: parent, name: name, ino: found.ino, type: found.type, dirty: false)
+            } else {
+                cache.dentries.insert(parent: parent, name: name, ino: 0, type: 0, dirty: false)
+            }
+            return found
+        }
+    }
+
+    static func validate(name: UnsafeRawBufferPointer) throws(FSError) {
+        guard name.count <= 255 else { throw FSError(ENAMETOOLONG) }
+        guard name.count > 0 else { throw FSError(ENOENT) }
+    }
+
+    // MARK: - Kernel lookup counts and orphans
+
+    /// Counts one kernel reference to an entry being returned.
+    func handedToKernel(_ attributes: InodeAttributes) -> InodeAttributes {
+        kernelLookups.increment(attributes.ino)
+        return attributes
+    }
+
+    public func forget(_ ino: UInt64, count: UInt64) {
+        if kernelLookups.decrement(ino, by: count) {
+            releaseIfOrphan(ino)
+        }
+    }
+
+    /// An inode's last link is gone: free it at the next commit, or keep it on the orphan list
+    /// while a file handle or the kernel still holds it.
+    func lostLastLink(_ ino: UInt64) {
+        let open = handles.withLock { $0.isOpen(ino) }
+        let known = kernelLookups.isKnown(ino)
+        orphans.withLock { state in
+            if open || known {
+                state.orphans.insert(ino)
+                state.toRecord.insert(ino)
+            } else {
+                state.toFree.insert(ino)
+            }
+        }
+    }
+
+    func releaseIfOrphan(_ ino: UInt64) {
+        let open = handles.withLock { $0.isOpen(ino) }
+        let known = kernelLookups.isKnown(ino)
+        guard !open && !known else { return }
+        orphans.withLock { state in
+            if state.orphans.remove(ino) != nil {
+                state.toFree.insert(ino)
+            }
+        }
+    }
+
+    // MARK: - Statistics
+
+    public func statistics() -> FileSystemStatistics {
+        let usage = store.usage
+        return FileSystemStatistics(
+            caches: cache.statistics(),
+            cacheBytes: UInt64(cache.memoryBytes),
+            storeBytes: usage.totalBytes,
+            storeUsedBytes: usage.usedBytes,
+            storeBlocks: usage.totalBlocks,
+            storeFreeBlocks: usage.freeBlocks,
+            storeInodes: usage.totalInodes,
+            storeFreeInodes: usage.freeInodes,
+            commits: commits.load(ordering: .relaxed),
+            committedObjects: committedObjects.load(ordering: .relaxed),
+            knownInodes: UInt64(kernelLookups.count),
+            openFiles: UInt64(handles.withLock { $0.count }),
+            rssBytes: residentBytes())
+    }
+
+    public func statfs() -> FileSystemUsage {
+        let usage = store.usage
+        return FileSystemUsage(blockSize: blockSize, blocks: usage.totalBlocks, freeBlocks: usage.freeBlocks,
+                               files: usage.totalInodes, freeFiles: usage.freeInodes, nameMax: 255)
+    }
+}
+
+/// Open file handles and how many are open per inode (an open file pins its inode and keeps an
+/// unlinked inode on the orphan list).
+struct OpenFiles {
+    private var nextHandle: UInt64 = 1
+    private var inodeOf: [UInt64: UInt64] = [:]
+    private var openCount: [UInt64: Int] = [:]
+
+    mutating func open(_ ino: UInt64) -> UInt64 {
+        let handle = nextHandle
+        nextHandle += 1
+        inodeOf[handle] = ino
+        openCount[ino, default: 0] += 1
+        return handle
+    }
+
+    /// Returns the inode and whether this was its last open handle.
+    mutating func close(_ handle: UInt64) -> (ino: UInt64, last: Bool)? {
+        guard let ino = inodeOf.removeValue(forKey: handle) else { return nil }
+        let remaining = (openCount[ino] ?? 1) - 1
+        openCount[ino] = remaining > 0 ? remaining : nil
+        return (ino, remaining == 0)
+    }
+
+    func isOpen(_ ino: UInt64) -> Bool { openCount[ino] != nil }
+    var count: Int { inodeOf.count }
+}
+
+/// Inodes whose last link is gone. `orphans` are still held (open or known to the kernel);
+/// `toRecord` must be put on the store's orphan list at the next commit; `toFree` are released
+/// by the next commit. `recorded` are on the store's list now.
+struct OrphanState {
+    var orphans: Set<UInt64> = []
+    var toRecord: Set<UInt64> = []
+    var toFree: Set<UInt64> = []
+    var recorded: Set<UInt64> = []
+}
+
+// MARK: - Small helpers
+
+/// Runs a store call, turning its error into the errno the kernel gets.
+@inline(__always)
+func io<T>(_ body: () throws(StoreError) -> T) throws(FSError) -> T {
+    do {
+        return try body()
+    } catch {
+        throw FSError(error.errno)
+    }
+}
+
+func now() -> Timespec {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Timespec(seconds: Int64(ts.tv_sec), nanoseconds: UInt32(ts.tv_nsec))
+}
+
+/// The process's resident memory, from /proc/self/statm.
+func residentBytes() -> UInt64 {
+    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
+    defer { fclose(file) }
+    var size = 0, resident = 0
+    guard withUnsafeMutablePointer(to: &size, { s in
+        withUnsafeMutablePointer(to: &resident) { r in
+            withVaList([s, r]) { vfscanf(file, "%ld %ld", $0) }
+        }
+    }) == 2 else { return 0 }
+    return UInt64(resident) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+extension InodeAttributes {
+    init(ino: UInt64, disk: DiskInode) {
+        self.init(ino: ino, mode: disk.mode, nlink: disk.nlink, uid: disk.uid, gid: disk.gid, rdev: disk.rdev,
+                  size: disk.size, blocks: disk.blocks, atime: disk.atime, mtime: disk.mtime, ctime: disk.ctime,
+                  generation: disk.generation, flags: disk.flags)
+    }
+
+    var disk: DiskInode {
+        DiskInode(mode: mode, nlink: nlink, uid: uid, gid: gid, rdev: rdev, size: size, blocks: blocks,
+                  atime: atime, mtime: mtime, ctime: ctime, generation: generation, flags: flags)
+    }
+
+    var isRegular: Bool { mode & S_IFMT == S_IFREG }
+    var isSymlink: Bool { mode & S_IFMT == S_IFLNK }
 }

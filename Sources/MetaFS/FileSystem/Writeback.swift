@@ -1,0 +1,134 @@
+import Dispatch
+import Foundation
+import Glibc
+import MetaCache
+import Synchronization
+
+/// Writeback: dirty cache objects reach the store in one journaled transaction per commit. A
+/// commit runs every few seconds (the flusher), on fsync, syncfs, `sync` in control, and unmount.
+extension FileSystem {
+    /// Commit every dirty object (syncfs, `sync` in control).
+    public func sync() throws(FSError) {
+        try namespace.exclusive { () throws(FSError) in try commitLocked() }
+    }
+
+    /// `drop_caches` in control: commit, then evict every clean unpinned object.
+    public func dropCaches() -> (objects: Int, pages: Int) {
+        namespace.exclusive { () -> (objects: Int, pages: Int) in
+            do {
+                try commitLocked()
+            } catch {
+                fputs("metafs: commit before drop_caches failed: \(error)\n", stderr)
+            }
+            return cache.dropCaches()
+        }
+    }
+
+    /// Collects every dirty object and commits them in one transaction, in the order that keeps a
+    /// crash image consistent: extent maps (their data is persisted first by the store), inodes,
+    /// symlink targets, directory entries, then orphan-list changes and frees. If the commit fails
+    /// the objects are put back dirty. Holds the namespace lock exclusively (caller).
+    func commitLocked(extra: ((StoreTransaction) throws(StoreError) -> Void)? = nil) throws(FSError) {
+        let extents = cache.extents.takeDirty(limit: Int.max)
+        let inodes = cache.inodes.takeDirty(limit: Int.max)
+        let dentries = cache.dentries.takeDirty(limit: Int.max)
+        let symlinks = pendingSymlinks.withLock { pending in
+            defer { pending.removeAll() }
+            return pending
+        }
+        let (toRecord, toFree, recorded) = orphans.withLock { state in
+            defer { state.toRecord.removeAll(); state.toFree.removeAll() }
+            return (state.toRecord, state.toFree, state.recorded)
+        }
+        let objects = extents.count + inodes.count + dentries.count + symlinks.count + toRecord.count + toFree.count
+        guard objects > 0 || extra != nil else { return }
+
+        let transaction = store.beginTransaction()
+        do throws(StoreError) {
+            for (ino, mappings) in extents {
+                let map = try store.readExtents(ino)
+                try transaction.setExtents(ino, mapping: ExtentList.overlay(map, with: mappings))
+            }
+            for attributes in inodes {
+                try transaction.writeInode(attributes.ino, attributes.disk)
+            }
+            for (ino, target) in symlinks {
+                try transaction.setSymlink(ino, target: target)
+            }
+            for dentry in dentries {
+                if dentry.ino == 0 {
+                    do {
+                        try transaction.removeEntry(directory: dentry.parent, name: dentry.name)
+                    } catch where error.errno == ENOENT {
+                        // Created and removed between two commits: the store never had it.
+                    }
+                } else {
+                    try transaction.addEntry(directory: dentry.parent, name: dentry.name, ino: dentry.ino, type: dentry.type)
+                }
+            }
+            for ino in toRecord where !toFree.contains(ino) {
+                try transaction.addOrphan(ino)
+            }
+            for ino in toFree {
+                if recorded.contains(ino) { try transaction.removeOrphan(ino) }
+                try transaction.freeInode(ino)
+            }
+            try extra?(transaction)
+            try transaction.commit()
+        } catch {
+            // Nothing reached the store: make everything dirty again so the next commit retries.
+            for (ino, mappings) in extents {
+                for mapping in mappings { cache.extents.insert(ino: ino, mapping, dirty: true) }
+            }
+            for attributes in inodes { cache.inodes.insert(attributes, dirty: true) }
+            for dentry in dentries {
+                dentry.name.withUnsafeBytes { name in
+                    cache.dentries.insert(parent: dentry.parent, name: name, ino: dentry.ino, type: dentry.type, dirty: true)
+                }
+            }
+            pendingSymlinks.withLock { $0.merge(symlinks) { current, _ in current } }
+            orphans.withLock { state in
+                state.toRecord.formUnion(toRecord)
+                state.toFree.formUnion(toFree)
+            }
+            fputs("metafs: commit failed: \(error)\n", stderr)
+            throw FSError(error.errno)
+        }
+
+        orphans.withLock { state in
+            state.recorded.formUnion(toRecord.subtracting(toFree))
+            state.recorded.subtract(toFree)
+        }
+        for ino in toFree {
+            cache.inodes.remove(ino)
+        }
+        commits.add(1, ordering: .relaxed)
+        committedObjects.add(UInt64(objects), ordering: .relaxed)
+    }
+}
+
+/// The background thread that commits dirty metadata every `interval` seconds.
+final class Flusher: @unchecked Sendable {
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+
+    init(interval: Double, flush: @escaping @Sendable () -> Void) {
+        let thread = Thread { [wakeup, finished, stopping] in
+            while !stopping.load(ordering: .acquiring) {
+                _ = wakeup.wait(timeout: .now() + interval)
+                if stopping.load(ordering: .acquiring) { break }
+                flush()
+            }
+            finished.signal()
+        }
+        thread.name = "metafs-flusher"
+        thread.start()
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        wakeup.signal()
+        finished.wait()
+    }
+}
