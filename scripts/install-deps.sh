@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what metafs needs on a fresh Debian machine with Swift: libfuse3 (headers and
-# fusermount3) and attr (setfattr/getfattr, used by the tests). Skips apt when all are present.
+# fusermount3) attr (setfattr/getfattr, used by the tests) and bc (the demo's arithmetic). Skips apt when all are present.
 set -euo pipefail
 need=()
-for pkg in libfuse3-dev fuse3 attr; do
+for pkg in libfuse3-dev fuse3 attr bc; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 for pkg in "$@"; do
