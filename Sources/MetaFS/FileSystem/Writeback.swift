@@ -12,6 +12,14 @@ extension FileSystem {
         try namespace.exclusive { () throws(FSError) in try commitLocked() }
     }
 
+    /// Commits, then checks the store (fsck) under the exclusive lock; empty when clean.
+    public func check() throws(FSError) -> [String] {
+        try namespace.exclusive { () throws(FSError) -> [String] in
+            try commitLocked()
+            return store.check()
+        }
+    }
+
     /// `drop_caches` in control: commit, then evict every clean unpinned object.
     public func dropCaches() -> (objects: Int, pages: Int) {
         namespace.exclusive { () -> (objects: Int, pages: Int) in
