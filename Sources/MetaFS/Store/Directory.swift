@@ -56,7 +56,7 @@ extension MetaView {
     func indexBlock(_ dir: UInt64, _ raw: RawInode, _ n: UInt64) throws(StoreError) -> UInt64 {
         guard let b = try mapBlock(dir, raw, n) else { throw .corrupt("directory \(dir): index block \(n) is missing") }
         guard b >= sb.dataStart, b < sb.totalBlocks else { throw .corrupt("directory \(dir): index block \(b) is outside the data area") }
-        if verifyReads { try BlockHeader.verify(block(b), block: b, magic: Layout.dirIndexMagic, owner: dir, what: "directory index") }
+        try verifyBlock(b, magic: Layout.dirIndexMagic, owner: dir, what: "directory index")
         return b
     }
 
@@ -87,7 +87,7 @@ extension MetaView {
         }
         guard leaf >= sb.dataStart, leaf < sb.totalBlocks else { throw .corrupt("directory \(dir): leaf block \(leaf) is outside the data area") }
         let p = block(leaf)
-        if verifyReads { try BlockHeader.verify(p, block: leaf, magic: Layout.dirLeafMagic, owner: dir, what: "directory leaf") }
+        try verifyBlock(leaf, magic: Layout.dirLeafMagic, owner: dir, what: "directory leaf")
         let used = Int(ld16(p, DirFormat.oUsed))
         guard used >= BlockHeader.size, used <= Layout.blockSize else { throw .corrupt("directory \(dir): leaf block \(leaf) has a bad length \(used)") }
         return leaf

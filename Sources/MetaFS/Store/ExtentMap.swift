@@ -19,7 +19,11 @@ enum ExtentFormat {
 }
 
 extension MetaView {
-    var verifyReads: Bool { true }
+    /// Check a data-area metadata block's magic and owner, and its checksum unless it is a private
+    /// (not yet sealed) image of the transaction reading it.
+    func verifyBlock(_ b: UInt64, magic: UInt32, owner: UInt64, what: String) throws(StoreError) {
+        try BlockHeader.verify(block(b), block: b, magic: magic, owner: owner, what: what, checksum: !isPrivate(b))
+    }
 
     /// Visit the overflow blocks of an inode's extent map (verifying each).
     func forEachOverflowBlock(_ ino: UInt64, _ raw: RawInode, _ body: (UInt64) throws(StoreError) -> Void) throws(StoreError) {
@@ -32,7 +36,7 @@ extension MetaView {
             seen += 1
             guard seen <= expectedBlocks else { throw .corrupt("inode \(ino): extent overflow chain is longer than its \(raw.extentCount) extents need") }
             let p = block(b)
-            try BlockHeader.verify(p, block: b, magic: Layout.extentMagic, owner: ino, what: "extent overflow")
+            try verifyBlock(b, magic: Layout.extentMagic, owner: ino, what: "extent overflow")
             try body(b)
             b = ld64(p, ExtentFormat.oNext)
         }

@@ -6,6 +6,8 @@ import MetaCache
 protocol MetaView {
     var sb: Superblock { get }
     func block(_ b: UInt64) -> UnsafeRawPointer
+    /// True for a transaction's private image (not sealed until commit).
+    func isPrivate(_ b: UInt64) -> Bool
 }
 
 /// The committed metadata in the mapping. Callers hold the store's read lock (or the transaction
@@ -14,6 +16,7 @@ struct HomeView: MetaView {
     let sb: Superblock
     let mapping: Mapping
     @inline(__always) func block(_ b: UInt64) -> UnsafeRawPointer { UnsafeRawPointer(mapping.block(b)) }
+    @inline(__always) func isPrivate(_ b: UInt64) -> Bool { false }
 }
 
 @inline(__always) func ld64(_ p: UnsafeRawPointer, _ o: Int) -> UInt64 { UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
@@ -40,13 +43,13 @@ enum BlockHeader {
     }
 
     /// Validate magic, owner and checksum of a metadata block; the error names the block.
-    static func verify(_ p: UnsafeRawPointer, block: UInt64, magic: UInt32, owner: UInt64, what: String) throws(StoreError) {
+    static func verify(_ p: UnsafeRawPointer, block: UInt64, magic: UInt32, owner: UInt64, what: String, checksum: Bool = true) throws(StoreError) {
         let m = ld32(p, oMagic)
         guard m == magic else { throw .corrupt("\(what) block \(block) of inode \(owner): bad magic 0x\(String(m, radix: 16))") }
         let o = ld64(p, oOwner)
         guard o == owner else { throw .corrupt("\(what) block \(block) belongs to inode \(o), not inode \(owner)") }
         let stored = ld32(p, oChecksum)
-        guard stored == CRC32C.checksum(p, Layout.blockSize, skippingFieldAt: oChecksum) else {
+        guard !checksum || stored == CRC32C.checksum(p, Layout.blockSize, skippingFieldAt: oChecksum) else {
             throw .corrupt("\(what) block \(block) of inode \(owner): checksum mismatch")
         }
     }

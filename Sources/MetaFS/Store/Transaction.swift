@@ -304,4 +304,5 @@ extension StoreTransaction: MetaView {
         if let p = images[b] { return UnsafeRawPointer(p) }
         return UnsafeRawPointer(store.mapping.block(b))
     }
+    @inline(__always) func isPrivate(_ b: UInt64) -> Bool { images[b] != nil }
 }

@@ -24,7 +24,7 @@ extension MetaView {
         let b = raw.xattrBlock
         guard b >= sb.dataStart, b < sb.totalBlocks else { throw .corrupt("inode \(ino): xattr block \(b) is outside the data area") }
         let p = block(b)
-        try BlockHeader.verify(p, block: b, magic: Layout.xattrMagic, owner: ino, what: "xattr")
+        try verifyBlock(b, magic: Layout.xattrMagic, owner: ino, what: "xattr")
         let count = Int(ld32(p, XattrFormat.oCount)), used = Int(ld32(p, XattrFormat.oUsed))
         guard used >= BlockHeader.size, used <= Layout.blockSize else { throw .corrupt("inode \(ino): xattr block \(b) has a bad length") }
         var out: [(name: [UInt8], value: [UInt8])] = []
