@@ -22,9 +22,11 @@ struct BitAllocator {
             var word = onStore(w)
             let first = UInt64(w) * 64
             // Bits below `low` and at or past `limit` are never allocatable.
-            for bit in 0..<64 {
-                let b = first + UInt64(bit)
-                if b < low || b >= limit { word |= 1 << UInt64(bit) }
+            if first < low || first + 64 > limit {
+                for bit in 0..<64 {
+                    let b = first + UInt64(bit)
+                    if b < low || b >= limit { word |= 1 << UInt64(bit) }
+                }
             }
             used[w] = word
             free += UInt64(64 - word.nonzeroBitCount)

@@ -24,6 +24,9 @@ enum DirFormat {
     static let keyBits = 62
     static let cookieBias: UInt64 = 16
     static let maxName = 255
+    /// Deepest hash index (2^20 leaves, some 100 million entries).
+    static let maxDepth: UInt32 = 20
+    static let maxRecords = (Layout.blockSize - BlockHeader.size) / (recordHeader + 1)
 
     /// 62-bit hash of a name (FNV-1a, then a murmur3 finalizer for good top bits).
     static func hash(_ name: UnsafeRawBufferPointer) -> UInt64 {
@@ -63,9 +66,11 @@ extension MetaView {
     /// All index entries (2^G leaf block numbers).
     func indexEntries(_ dir: UInt64, _ raw: RawInode) throws(StoreError) -> [UInt64] {
         if raw.dirDepth == 0 { return [raw.dirRoot] }
+        guard raw.dirDepth <= DirFormat.maxDepth else { throw .corrupt("directory \(dir): index depth \(raw.dirDepth) is impossible") }
         let n = 1 << Int(raw.dirDepth)
-        var out = [UInt64](); out.reserveCapacity(n)
         let blocks = (n + DirFormat.indexPerBlock - 1) / DirFormat.indexPerBlock
+        _ = try indexBlock(dir, raw, UInt64(blocks - 1))   // the whole index is there before sizing for it
+        var out = [UInt64](); out.reserveCapacity(n)
         for k in 0..<blocks {
             let p = block(try indexBlock(dir, raw, UInt64(k)))
             let lo = k * DirFormat.indexPerBlock
@@ -80,7 +85,7 @@ extension MetaView {
         if raw.dirDepth == 0 {
             leaf = raw.dirRoot
         } else {
-            guard raw.dirDepth <= 40 else { throw .corrupt("directory \(dir): index depth \(raw.dirDepth) is impossible") }
+            guard raw.dirDepth <= DirFormat.maxDepth else { throw .corrupt("directory \(dir): index depth \(raw.dirDepth) is impossible") }
             let i = key >> UInt64(DirFormat.keyBits - Int(raw.dirDepth))
             let ib = try indexBlock(dir, raw, i / UInt64(DirFormat.indexPerBlock))
             leaf = ld64(block(ib), BlockHeader.size + Int(i % UInt64(DirFormat.indexPerBlock)) * 8)
@@ -90,6 +95,11 @@ extension MetaView {
         try verifyBlock(leaf, magic: Layout.dirLeafMagic, owner: dir, what: "directory leaf")
         let used = Int(ld16(p, DirFormat.oUsed))
         guard used >= BlockHeader.size, used <= Layout.blockSize else { throw .corrupt("directory \(dir): leaf block \(leaf) has a bad length \(used)") }
+        let depth = UInt32(ld16(p, DirFormat.oDepth)), prefix = ld64(p, DirFormat.oPrefix)
+        guard depth <= raw.dirDepth, prefix < (UInt64(1) << UInt64(depth)), Int(ld16(p, DirFormat.oCount)) <= DirFormat.maxRecords,
+              depth == 0 || key >> UInt64(DirFormat.keyBits - Int(depth)) == prefix else {
+            throw .corrupt("directory \(dir): leaf block \(leaf) has a bad header (depth \(depth), prefix \(prefix))")
+        }
         return leaf
     }
 
@@ -217,6 +227,7 @@ extension StoreTransaction {
         guard let e = try withBytes(name, { (n) throws(StoreError) in try dirFind(dir, raw, n, key: key) }) else {
             throw StoreError(ENOENT, "directory \(dir) has no entry \(String(decoding: name, as: UTF8.self).debugDescription)")
         }
+        guard ld16(block(e.leaf), DirFormat.oCount) > 0, raw.dirEntries > 0 else { throw .corrupt("directory \(dir): entry counts are inconsistent") }
         let p = try modify(e.leaf, header: true)
         let used = Int(ld16(p, DirFormat.oUsed))
         let size = DirFormat.recordHeader + name.count
@@ -252,7 +263,7 @@ extension StoreTransaction {
         let lp = block(leaf)
         let depth = UInt32(ld16(lp, DirFormat.oDepth))
         let prefix = ld64(lp, DirFormat.oPrefix)
-        guard depth < 40 else { throw .noSpace("directory \(dir): hash index is at its maximum depth") }
+        guard depth < DirFormat.maxDepth else { throw .noSpace("directory \(dir): hash index is at its maximum depth") }
         var entries = try indexEntries(dir, raw)
         let oldDepth = raw.dirDepth
         if depth == raw.dirDepth {

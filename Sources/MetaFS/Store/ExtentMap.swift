@@ -43,12 +43,22 @@ extension MetaView {
         guard seen == expectedBlocks else { throw .corrupt("inode \(ino): extent overflow chain has \(seen) blocks, \(expectedBlocks) expected") }
     }
 
+    /// An extent as stored, checked to lie in the data area (so that arithmetic on it is safe).
+    func loadExtent(_ ino: UInt64, _ p: UnsafeRawPointer) throws(StoreError) -> StoreExtent {
+        let e = ExtentFormat.load(p)
+        guard e.length > 0, e.physical >= sb.dataStart, e.physical < sb.totalBlocks,
+              UInt64(e.length) <= sb.totalBlocks - e.physical, e.logical <= UInt64.max - UInt64(e.length) else {
+            throw .corrupt("inode \(ino): extent (logical \(e.logical), physical \(e.physical), length \(e.length)) is invalid")
+        }
+        return e
+    }
+
     /// Visit extents in order; body returns false to stop.
     func forEachExtent(_ ino: UInt64, _ raw: RawInode, _ body: (StoreExtent) -> Bool) throws(StoreError) {
         let n = Int(raw.extentCount)
         if n <= RawInode.inlineExtents {
             let p = inodePointer(ino) + RawInode.oInline
-            for i in 0..<n where !body(ExtentFormat.load(p + i * ExtentFormat.size)) { return }
+            for i in 0..<n where !body(try loadExtent(ino, p + i * ExtentFormat.size)) { return }
             return
         }
         var remaining = n
@@ -59,7 +69,7 @@ extension MetaView {
             let c = Int(ld32(p, ExtentFormat.oCount))
             guard c <= ExtentFormat.perBlock, c <= remaining else { throw .corrupt("inode \(ino): extent overflow block \(b) has a bad count \(c)") }
             remaining -= c
-            for i in 0..<c where !body(ExtentFormat.load(p + BlockHeader.size + i * ExtentFormat.size)) { stop = true; return }
+            for i in 0..<c where !body(try loadExtent(ino, p + BlockHeader.size + i * ExtentFormat.size)) { stop = true; return }
         }
         if !stop && remaining != 0 { throw .corrupt("inode \(ino): extent map holds fewer extents than its count \(n)") }
     }

@@ -153,7 +153,8 @@ struct Superblock: Equatable {
 
     func validateGeometry() throws(StoreError) {
         let bs = UInt64(Layout.blockSize)
-        guard totalBlocks * bs == fileSize else { throw .corrupt("superblock geometry: \(totalBlocks) blocks do not make \(fileSize) bytes") }
+        let (bytes, overflow) = totalBlocks.multipliedReportingOverflow(by: bs)
+        guard !overflow, bytes == fileSize else { throw .corrupt("superblock geometry: \(totalBlocks) blocks do not make \(fileSize) bytes") }
         guard inodeCount >= 16, inodeCount % 16 == 0, inodeCount < UInt64(UInt32.max) else {
             throw .corrupt("superblock geometry: bad inode count \(inodeCount)")
         }

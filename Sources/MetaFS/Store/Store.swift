@@ -21,7 +21,9 @@ public final class Store: @unchecked Sendable {
     let noted = Mutex<[(UInt64, Int)]>([])
     struct Stats { var commits: UInt64 = 0; var journaledBlocks: UInt64 = 0 }
     let stats = Mutex(Stats())
-    let maxTransactionBlocks: Int
+    /// The most metadata blocks one transaction may modify (the journal's capacity); an operation
+    /// that would go past it fails with ENOSPC and leaves the transaction as it was: commit, then retry.
+    public let maxTransactionBlocks: Int
     /// Sequence number of the next journal transaction (under the gate).
     var nextSequence: UInt64 = 1
     var closed = false
@@ -187,6 +189,7 @@ public final class Store: @unchecked Sendable {
 
     public func readInode(_ ino: UInt64) throws(StoreError) -> DiskInode? {
         try checkUsable()
+        guard ino >= 1, ino < sb.inodeCount else { return nil }
         return try lock.withRead { () throws(StoreError) in try home.rawInode(ino)?.disk }
     }
 
@@ -356,7 +359,9 @@ public final class Store: @unchecked Sendable {
 
     /// The one durability barrier: msync of the pages covering the range.
     public func persist(offset: Int, length: Int) {
-        do { try mapping.persist(offset: offset, length: length) } catch {
+        let start = max(0, offset), end = min(Int(sb.fileSize), offset + max(0, length))
+        guard end > start else { return }
+        do { try mapping.persist(offset: start, length: end - start) } catch {
             // msync fails only for a bad range or an I/O error; there is nobody to tell here.
             let line = "metafs store: \(error.message)\n"
             _ = line.withCString { write(2, $0, strlen($0)) }

@@ -106,7 +106,7 @@ public final class StoreTransaction {
         guard images.count < store.maxTransactionBlocks else {
             throw .noSpace("transaction would modify more than \(store.maxTransactionBlocks) metadata blocks, the journal's capacity: commit sooner")
         }
-        precondition(b < sb.totalBlocks)
+        guard b < sb.totalBlocks else { throw .corrupt("metadata block \(b) is outside the store") }
         let p = UnsafeMutableRawPointer.allocate(byteCount: Layout.blockSize, alignment: 64)
         p.copyMemory(from: store.mapping.block(b), byteCount: Layout.blockSize)
         images[b] = p
@@ -138,8 +138,14 @@ public final class StoreTransaction {
         let mask: UInt8 = 1 << UInt8(bit % 8)
         p.storeBytes(of: value ? byte | mask : byte & ~mask, toByteOffset: Int(bit / 8), as: UInt8.self)
     }
-    func setBlockBit(_ b: UInt64, _ value: Bool) throws(StoreError) { try setBitmapBit(start: sb.blockBitmapStart, b, value) }
-    func setInodeBit(_ ino: UInt64, _ value: Bool) throws(StoreError) { try setBitmapBit(start: sb.inodeBitmapStart, ino, value) }
+    func setBlockBit(_ b: UInt64, _ value: Bool) throws(StoreError) {
+        guard b >= sb.dataStart, b < sb.totalBlocks else { throw .corrupt("block \(b) is outside the data area") }
+        try setBitmapBit(start: sb.blockBitmapStart, b, value)
+    }
+    func setInodeBit(_ ino: UInt64, _ value: Bool) throws(StoreError) {
+        guard ino >= 1, ino < sb.inodeCount else { throw .corrupt("inode \(ino) is out of range") }
+        try setBitmapBit(start: sb.inodeBitmapStart, ino, value)
+    }
 
     /// Writable pointer to an inode slot.
     func modifyInode(_ ino: UInt64) throws(StoreError) -> UnsafeMutableRawPointer {
