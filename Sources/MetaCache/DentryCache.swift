@@ -1,0 +1,489 @@
+// The dentry cache: (parent inode, name) -> inode number and type, positive or negative.
+//
+// Dentry record (88 bytes; 46 to a 4 KiB slab):
+//
+//      0  header (ObjectHeader.swift)   cache bits: the DT_* type
+//     20  hashNext      u32
+//     24  parent        u64   key: the directory's inode number
+//     32  ino           u64   0 for a negative dentry
+//     40  inodeHandle   u32   the inode this dentry pins (nilHandle if it was not cached)
+//     44  parentHandle  u32   the parent directory's dentry this dentry pins (or nilHandle)
+//     48  name          40 bytes: [0] length; a name of up to 39 bytes follows inline (Linux's
+//                       DNAME_INLINE_LEN is 40 with the terminating NUL); a longer name lives in
+//                       a name slab (NameCache.swift): [4..8) its handle, [8..40) its first 32
+//                       bytes, so most mismatches are found without leaving the record.
+//
+// Pins. A positive dentry pins its inode, if cached when the dentry is inserted. Every dentry
+// (positive or negative, as in Linux) pins the dentry of its parent directory, found through the
+// directory inode's alias: the dentry that names the directory, recorded in the inode record
+// when that dentry is inserted. Pins are released when the dentry goes; a dentry removed while
+// children pin it becomes a zombie (unhashed, holding nothing) until its last child goes.
+//
+// Locks, outermost first:
+//   1. an inode shard lock (InodeCache / ExtentCache)
+//   2. a dentry shard lock: taken inside an inode shard lock only to pin or verify an alias
+//   3. slab cache mutexes (leaves; name caches included)
+// No path holds two locks of the same level, and no path takes an inode shard lock while it
+// holds a dentry shard lock: insert takes its pins before locking its own shard and sets or
+// clears aliases after unlocking it. An alias is cleared (under the inode lock) before the
+// dentry it names is freed, and set only while that dentry is verified hashed (under both
+// locks), so a reader holding the directory's inode lock may trust that the alias names an
+// allocated record and read its key to find its shard.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct DentryRef {
+    let p: UnsafeMutableRawPointer
+    init(_ p: UnsafeMutableRawPointer) { self.p = p }
+
+    static let size = 88
+    static let nameOffset = 48
+    static let inlineNameMax = 39
+    static let dtDir: UInt8 = 4
+
+    var header: HeaderRef { HeaderRef(p) }
+    var hashNext: UInt32 {
+        get { p.load(fromByteOffset: 20, as: UInt32.self) }
+        nonmutating set { p.storeBytes(of: newValue, toByteOffset: 20, as: UInt32.self) }
+    }
+    var parent: UInt64 {
+        get { p.load(fromByteOffset: 24, as: UInt64.self) }
+        nonmutating set { p.storeBytes(of: newValue, toByteOffset: 24, as: UInt64.self) }
+    }
+    var ino: UInt64 {
+        get { p.load(fromByteOffset: 32, as: UInt64.self) }
+        nonmutating set { p.storeBytes(of: newValue, toByteOffset: 32, as: UInt64.self) }
+    }
+    var inodeHandle: UInt32 {
+        get { p.load(fromByteOffset: 40, as: UInt32.self) }
+        nonmutating set { p.storeBytes(of: newValue, toByteOffset: 40, as: UInt32.self) }
+    }
+    var parentHandle: UInt32 {
+        get { p.load(fromByteOffset: 44, as: UInt32.self) }
+        nonmutating set { p.storeBytes(of: newValue, toByteOffset: 44, as: UInt32.self) }
+    }
+    var type: UInt8 {
+        get { UInt8(truncatingIfNeeded: header.cacheBits) }
+        nonmutating set { header.cacheBits = UInt32(newValue & 0xF) }
+    }
+    var nameLength: Int { Int(p.load(fromByteOffset: Self.nameOffset, as: UInt8.self)) }
+    var longNameHandle: UInt32 { p.load(fromByteOffset: Self.nameOffset + 4, as: UInt32.self) }
+    var isDirectory: Bool { ino != 0 && type == Self.dtDir }
+    var isHashed: Bool { header.has(ObjectFlag.hashed) }
+}
+
+/// One lock shard of the dentry hash table, with its part of the LRU and dirty lists.
+struct DentryShard {
+    var buckets: HashBuckets
+    var count = 0
+    var negative = 0
+    var zombies = 0
+    var lru = ObjectList()
+    var dirty = ObjectList()
+    var hits: UInt64 = 0
+    var misses: UInt64 = 0
+}
+
+public final class DentryCache: @unchecked Sendable {
+    let slab: SlabCache
+    let names: NameCache
+    let inodes: InodeCache
+    let shards: ShardedMutex<DentryShard>
+    let shardMask: Int
+
+    init(configuration c: CacheConfiguration, inodes: InodeCache) {
+        self.inodes = inodes
+        slab = SlabCache(name: "metafs_dentry", objectSize: DentryRef.size, pageSize: c.pageSize,
+                         slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
+        names = NameCache(pageSize: c.pageSize, slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache / 4)
+        let n = nextPowerOfTwo(max(1, c.shards))
+        shardMask = n - 1
+        let buckets = nextPowerOfTwo(max(1024, c.expectedObjects / n))
+        shards = ShardedMutex(count: n) { _ in DentryShard(buckets: HashBuckets(count: buckets)) }
+    }
+
+    deinit {
+        for i in 0..<shards.count { shards.withLock(i) { $0.buckets.release() } }
+    }
+
+    @inline(__always) func ref(_ h: UInt32) -> DentryRef { DentryRef(slab.pointer(h)) }
+    @inline(__always) func shardIndex(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> 48) & shardMask }
+
+    // MARK: Names
+
+    @inline(__always)
+    func nameEquals(_ d: DentryRef, _ name: UnsafeRawPointer, _ n: Int) -> Bool {
+        let area = d.p + DentryRef.nameOffset
+        guard area.load(as: UInt8.self) == UInt8(truncatingIfNeeded: n) else { return false }
+        if n <= DentryRef.inlineNameMax { return memcmp(area + 1, name, n) == 0 }
+        guard memcmp(area + 8, name, 32) == 0 else { return false }
+        let stored = names.pointer(area.load(fromByteOffset: 4, as: UInt32.self), length: n)
+        return memcmp(stored + 32, name + 32, n - 32) == 0
+    }
+
+    /// The stored name of a dentry (valid while the record is).
+    func namePointer(_ d: DentryRef) -> (UnsafeRawPointer, Int) {
+        let n = d.nameLength
+        if n <= DentryRef.inlineNameMax { return (UnsafeRawPointer(d.p + DentryRef.nameOffset + 1), n) }
+        return (UnsafeRawPointer(names.pointer(d.longNameHandle, length: n)), n)
+    }
+
+    private func storeName(_ d: DentryRef, _ name: UnsafeRawPointer, _ n: Int) -> Bool {
+        let area = d.p + DentryRef.nameOffset
+        area.storeBytes(of: UInt8(n), as: UInt8.self)
+        if n <= DentryRef.inlineNameMax {
+            memcpy(area + 1, name, n)
+            return true
+        }
+        guard let h = names.store(name, n) else { return false }
+        area.storeBytes(of: h, toByteOffset: 4, as: UInt32.self)
+        memcpy(area + 8, name, 32)
+        return true
+    }
+
+    /// The hash of a record's key (the record must stay allocated meanwhile).
+    func recordHash(_ h: UInt32) -> UInt64 {
+        let d = ref(h)
+        let (p, n) = namePointer(d)
+        return hashName(d.parent, p, n)
+    }
+
+    // MARK: Table
+
+    @inline(__always)
+    private func find(_ s: inout DentryShard, _ hv: UInt64, _ parent: UInt64, _ name: UnsafeRawPointer, _ n: Int) -> UInt32 {
+        var h = s.buckets.heads[s.buckets.bucket(hv)]
+        while h != nilHandle {
+            let d = ref(h)
+            if d.parent == parent && nameEquals(d, name, n) { return h }
+            h = d.hashNext
+        }
+        return nilHandle
+    }
+
+    private func growIfNeeded(_ s: inout DentryShard) {
+        guard s.count > 2 * s.buckets.bucketCount else { return }
+        let bigger = HashBuckets(count: s.buckets.bucketCount * 2)
+        for b in 0..<s.buckets.bucketCount {
+            var h = s.buckets.heads[b]
+            while h != nilHandle {
+                let d = ref(h)
+                let next = d.hashNext
+                let nb = bigger.bucket(recordHash(h))
+                d.hashNext = bigger.heads[nb]
+                bigger.heads[nb] = h
+                h = next
+            }
+        }
+        s.buckets.release()
+        s.buckets = bigger
+    }
+
+    /// Takes a hashed dentry out of the table and off its lists, clearing its counted flags.
+    private func unhash(_ s: inout DentryShard, _ h: UInt32, _ hv: UInt64) {
+        let d = ref(h)
+        let b = s.buckets.bucket(hv)
+        var cur = s.buckets.heads[b]
+        if cur == h {
+            s.buckets.heads[b] = d.hashNext
+        } else {
+            while cur != nilHandle {
+                let c = ref(cur)
+                if c.hashNext == h { c.hashNext = d.hashNext; break }
+                cur = c.hashNext
+            }
+        }
+        d.hashNext = nilHandle
+        s.count -= 1
+        if d.ino == 0 { s.negative -= 1 }
+        if d.header.has(ObjectFlag.onLRU) {
+            s.lru.remove(h, slab, .lru)
+            d.header.clear(ObjectFlag.onLRU)
+        }
+        if d.header.has(ObjectFlag.dirty) { s.dirty.remove(h, slab, .dirty) }
+        slab.clearCountedFlags(h)
+        d.header.clear(ObjectFlag.hashed)
+    }
+
+    /// Frees an unhashed, unpinned record and its long name.
+    private func freeRecord(_ h: UInt32) {
+        let d = ref(h)
+        let n = d.nameLength
+        if n > DentryRef.inlineNameMax { names.free(d.longNameHandle, length: n) }
+        slab.clearCountedFlags(h)
+        d.header.state = 0
+        slab.free(h)
+    }
+
+    // MARK: Pins
+
+    /// Pins the hashed dentry naming directory `dirIno`, found through its inode's alias.
+    private func pinAlias(of dirIno: UInt64) -> UInt32 {
+        inodes.withAlias(of: dirIno) { a -> UInt32 in
+            guard a != nilHandle else { return nilHandle }
+            // `a` stays allocated while the directory's inode lock is held (see the lock notes).
+            let hv = recordHash(a)
+            return shards.withLock(shardIndex(hv)) { _ -> UInt32 in
+                let d = ref(a)
+                guard d.isHashed, d.ino == dirIno, d.isDirectory, slab.pinObject(a) else { return nilHandle }
+                return a
+            }
+        }
+    }
+
+    /// Drops a pin on a dentry; frees it if it was a zombie and this was its last pin.
+    func unpin(dentry h: UInt32) {
+        guard h != nilHandle else { return }
+        let hv = recordHash(h)
+        let free = shards.withLock(shardIndex(hv)) { s -> Bool in
+            let left = slab.unpinObject(h)
+            guard left == 0, !ref(h).isHashed else { return false }
+            s.zombies -= 1
+            return true
+        }
+        if free { freeRecord(h) }
+    }
+
+    // MARK: Public API
+
+    /// The cached entry for `name` in directory `parent`. Does not allocate. A hit sets the
+    /// referenced bit and leaves the dentry where it is on the LRU (second chance).
+    public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) -> DentryLookup {
+        guard let nb = name.baseAddress, name.count >= 1, name.count <= 255 else { return .miss }
+        let n = name.count
+        let hv = hashName(parent, nb, n)
+        return shards.withLock(shardIndex(hv)) { s -> DentryLookup in
+            let h = find(&s, hv, parent, nb, n)
+            guard h != nilHandle else { s.misses &+= 1; return .miss }
+            s.hits &+= 1
+            slab.markReferenced(h)
+            let d = ref(h)
+            let ino = d.ino
+            return ino == 0 ? .negative : .positive(ino: ino, type: d.type)
+        }
+    }
+
+    /// Inserts or replaces. ino == 0 makes a negative dentry. A positive dentry pins its inode
+    /// (if the inode is cached: insert the inode first); every dentry pins the dentry of `parent`
+    /// if that directory's own dentry is cached (and its inode was cached when it was inserted).
+    /// A dentry whose type is DT_DIR is a directory dentry, else a leaf. A dirty dentry stays
+    /// dirty until `takeDirty` hands it out.
+    public func insert(parent: UInt64, name: UnsafeRawBufferPointer, ino: UInt64, type: UInt8, dirty: Bool) {
+        guard let nb = name.baseAddress, name.count >= 1, name.count <= 255 else { return }
+        let n = name.count
+        let hv = hashName(parent, nb, n)
+        let si = shardIndex(hv)
+        let isDir = ino != 0 && type & 0xF == DentryRef.dtDir
+        // Pins first, before this dentry's own shard lock (lock order).
+        let inodePin = ino != 0 ? inodes.pinForDentry(ino) : nilHandle
+        let parentPin = pinAlias(of: parent)
+
+        var handle = nilHandle
+        var oldInode = nilHandle, oldParent = nilHandle
+        var clearOldAlias = false, held = false
+        shards.withLock(si) { s in
+            var h = find(&s, hv, parent, nb, n)
+            if h != nilHandle {
+                let d = ref(h)
+                oldInode = d.inodeHandle
+                oldParent = d.parentHandle
+                if d.isDirectory && oldInode != nilHandle && !(isDir && oldInode == inodePin) {
+                    // It stops naming that directory: hold it until its alias is cleared.
+                    clearOldAlias = true
+                    held = slab.pinObject(h)
+                }
+                if (d.ino == 0) != (ino == 0) { s.negative += ino == 0 ? 1 : -1 }
+                d.ino = ino
+                d.type = type
+                d.inodeHandle = inodePin
+                d.parentHandle = parentPin
+            } else {
+                guard let fresh = slab.allocate() else { return }
+                h = fresh
+                let d = ref(h)
+                d.header.initialize(flags: ObjectFlag.hashed | ObjectFlag.onLRU)
+                d.type = type
+                d.parent = parent
+                d.ino = ino
+                d.inodeHandle = inodePin
+                d.parentHandle = parentPin
+                guard storeName(d, nb, n) else {
+                    d.header.state = 0
+                    slab.free(h)
+                    return
+                }
+                let b = s.buckets.bucket(hv)
+                d.hashNext = s.buckets.heads[b]
+                s.buckets.heads[b] = h
+                s.count += 1
+                if ino == 0 { s.negative += 1 }
+                s.lru.pushFront(h, slab, .lru)
+                growIfNeeded(&s)
+            }
+            if dirty && slab.setDirtyFlag(h, true) { s.dirty.pushFront(h, slab, .dirty) }
+            handle = h
+        }
+        guard handle != nilHandle else {
+            inodes.unpin(handle: inodePin)
+            unpin(dentry: parentPin)
+            if dirty { fatalError("MetaCache: metafs_dentry: reserved address range exhausted") }
+            return
+        }
+        if clearOldAlias {
+            inodes.clearAlias(inode: oldInode, dentry: handle)
+            if held { unpin(dentry: handle) }
+        }
+        if isDir && inodePin != nilHandle {
+            let h = handle
+            inodes.setAlias(inode: inodePin, ino: ino, dentry: h) {
+                shards.withLock(si) { _ -> Bool in
+                    let d = ref(h)
+                    return d.isHashed && d.ino == ino && d.isDirectory && d.parent == parent && nameEquals(d, nb, n)
+                }
+            }
+        }
+        inodes.unpin(handle: oldInode)
+        unpin(dentry: oldParent)
+    }
+
+    /// Forgets the name entirely (clean or dirty), releasing its pins.
+    public func remove(parent: UInt64, name: UnsafeRawBufferPointer) {
+        guard let nb = name.baseAddress, name.count >= 1, name.count <= 255 else { return }
+        let n = name.count
+        let hv = hashName(parent, nb, n)
+        var handle = nilHandle, inode = nilHandle, parentPin = nilHandle
+        var aliasDir = false, held = false
+        shards.withLock(shardIndex(hv)) { s in
+            let h = find(&s, hv, parent, nb, n)
+            guard h != nilHandle else { return }
+            let d = ref(h)
+            handle = h
+            inode = d.inodeHandle
+            parentPin = d.parentHandle
+            aliasDir = d.isDirectory && inode != nilHandle
+            unhash(&s, h, hv)
+            d.inodeHandle = nilHandle
+            d.parentHandle = nilHandle
+            if aliasDir {
+                held = slab.pinObject(h)   // keep it allocated until the alias is cleared
+                s.zombies += 1
+            } else if d.header.pins == 0 {
+                freeRecord(h)
+            } else {
+                s.zombies += 1
+            }
+        }
+        guard handle != nilHandle else { return }
+        if aliasDir {
+            inodes.clearAlias(inode: inode, dentry: handle)
+            if held { unpin(dentry: handle) }
+        }
+        inodes.unpin(handle: inode)
+        unpin(dentry: parentPin)
+    }
+
+    /// Dentries waiting for writeback.
+    public var dirtyCount: Int {
+        var n = 0
+        for i in 0..<shards.count { n += shards.withLock(i) { $0.dirty.count } }
+        return n
+    }
+
+    /// Up to `limit` dirty dentries (oldest first per shard) copied out and marked clean.
+    /// Negative dirty dentries are removals.
+    public func takeDirty(limit: Int) -> [DirtyDentry] {
+        var out: [DirtyDentry] = []
+        guard limit > 0 else { return out }
+        for i in 0..<shards.count where out.count < limit {
+            shards.withLock(i) { s in
+                while out.count < limit, s.dirty.tail != nilHandle {
+                    let h = s.dirty.tail
+                    s.dirty.remove(h, slab, .dirty)
+                    slab.setDirtyFlag(h, false)
+                    let d = ref(h)
+                    let (p, n) = namePointer(d)
+                    let name = [UInt8](UnsafeRawBufferPointer(start: p, count: n))
+                    out.append(DirtyDentry(parent: d.parent, name: name, ino: d.ino, type: d.type))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Hashed dentries (positive and negative).
+    public var count: Int {
+        var n = 0
+        for i in 0..<shards.count { n += shards.withLock(i) { $0.count } }
+        return n
+    }
+
+    // MARK: Eviction
+
+    /// Evicts every clean, unpinned dentry, leaves first: a directory dentry becomes unpinned
+    /// once its children are gone and goes in a later pass. Returns dentries freed.
+    func evictUnused() -> Int {
+        struct Victim { var handle: UInt32; var inode: UInt32; var parent: UInt32; var aliasDir: Bool }
+        var total = 0
+        var victims: [Victim] = []
+        while true {
+            var pass = 0
+            for i in 0..<shards.count {
+                victims.removeAll(keepingCapacity: true)
+                shards.withLock(i) { s in
+                    var h = s.lru.tail
+                    while h != nilHandle {
+                        let prev = s.lru.prev(of: h, slab, .lru)
+                        let d = ref(h)
+                        if d.header.pins == 0 && !d.header.has(ObjectFlag.dirty) {
+                            let v = Victim(handle: h, inode: d.inodeHandle, parent: d.parentHandle,
+                                           aliasDir: d.isDirectory && d.inodeHandle != nilHandle)
+                            unhash(&s, h, recordHash(h))
+                            d.inodeHandle = nilHandle
+                            d.parentHandle = nilHandle
+                            if !v.aliasDir { freeRecord(h) }
+                            victims.append(v)
+                        }
+                        h = prev
+                    }
+                }
+                for v in victims {
+                    if v.aliasDir {
+                        // Unhashed and unpinned: nothing else can reach it; free once the alias is gone.
+                        inodes.clearAlias(inode: v.inode, dentry: v.handle)
+                        freeRecord(v.handle)
+                    }
+                    inodes.unpin(handle: v.inode)
+                    unpin(dentry: v.parent)
+                }
+                pass += victims.count
+            }
+            total += pass
+            if pass == 0 { break }
+        }
+        return total
+    }
+
+    // MARK: Figures
+
+    func counts() -> (hits: UInt64, misses: UInt64, negative: Int, zombies: Int) {
+        var r: (UInt64, UInt64, Int, Int) = (0, 0, 0, 0)
+        for i in 0..<shards.count {
+            shards.withLock(i) { s in
+                r.0 += s.hits; r.1 += s.misses; r.2 += s.negative; r.3 += s.zombies
+            }
+        }
+        return r
+    }
+
+    var tableBytes: Int {
+        var n = shards.memoryBytes
+        for i in 0..<shards.count { n += shards.withLock(i) { $0.buckets.memoryBytes } }
+        return n
+    }
+}

@@ -1,0 +1,148 @@
+import Testing
+import Synchronization
+@testable import MetaCache
+
+@Suite("Concurrency")
+struct ConcurrencyTests {
+    /// Four threads, 1,000,000 operations in all. Each thread owns a directory (its own keys, so
+    /// it can model them exactly) and also hammers a shared directory whose names always map to
+    /// the same inode, so whatever the interleaving the outcome per name is known. Directory
+    /// dentries come and go under their children, so pins and zombies race too.
+    @Test("a million mixed operations from four threads lose and duplicate nothing")
+    func stress() {
+        let threads = 4
+        let opsPerThread = 250_000
+        let keys = 1_500
+        let cache = makeCache(shards: 16)
+        let failures = Atomic<Int>(0)
+        for t in 0..<threads {
+            cache.inodes.insert(attributes(UInt64(1_000 + t), directory: true), dirty: false)
+            cache.dentries.insert(1, bytes("dir\(t)"), ino: UInt64(1_000 + t), type: DT_DIR)
+        }
+        let models = Mutex<[[UInt64?]]>(Array(repeating: [], count: threads))
+        runThreads(threads) { t in
+            var rng = SeededRandom(seed: UInt64(t + 1) &* 0x1234567)
+            let dir = UInt64(1_000 + t)
+            var model = [UInt64?](repeating: nil, count: keys)       // nil: absent; 0: negative
+            var names: [[UInt8]] = (0..<keys).map { name($0, length: $0 % 9 == 0 ? 70 : 8 + $0 % 30) }
+            var opened: [UInt64] = []
+            for _ in 0..<opsPerThread {
+                let k = Int.random(in: 0..<keys, using: &rng)
+                let r = Int.random(in: 0..<100, using: &rng)
+                switch r {
+                case 0..<35:
+                    let got = cache.dentries.lookup(dir, names[k])
+                    let want: DentryLookup = model[k].map { $0 == 0 ? .negative : .positive(ino: $0, type: DT_REG) } ?? .miss
+                    if got != want { failures.wrappingAdd(1, ordering: .relaxed) }
+                case 35..<55:
+                    let ino: UInt64 = Bool.random(using: &rng) ? 0 : UInt64(t) << 32 | UInt64(k + 1)
+                    if ino != 0 && Bool.random(using: &rng) { cache.inodes.insert(attributes(ino), dirty: false) }
+                    cache.dentries.insert(dir, names[k], ino: ino, type: DT_REG, dirty: r % 3 == 0)
+                    model[k] = ino
+                case 55..<68:
+                    cache.dentries.remove(dir, names[k])
+                    model[k] = nil
+                case 68..<80:
+                    // Shared directory: name k always means inode 7_000_000 + k.
+                    let shared = names[k]
+                    switch r % 3 {
+                    case 0: cache.dentries.insert(2, shared, ino: UInt64(7_000_000 + k), type: DT_REG)
+                    case 1: cache.dentries.remove(2, shared)
+                    default:
+                        let got = cache.dentries.lookup(2, shared)
+                        if got != .miss && got != .positive(ino: UInt64(7_000_000 + k), type: DT_REG) {
+                            failures.wrappingAdd(1, ordering: .relaxed)
+                        }
+                    }
+                case 80..<88:
+                    let ino = UInt64(t) << 32 | UInt64(k + 1)
+                    switch r % 4 {
+                    case 0: if cache.inodes.pin(ino) { opened.append(ino) }
+                    case 1: if let o = opened.popLast() { cache.inodes.unpin(o) }
+                    case 2: _ = cache.inodes.update(ino) { $0.size += 1 }
+                    default: _ = cache.inodes.get(ino)
+                    }
+                case 88..<96:
+                    let ino = UInt64(t) << 32 | UInt64(k + 1)
+                    let start = UInt64.random(in: 0..<64, using: &rng)
+                    if r % 2 == 0 {
+                        cache.extents.insert(ino: ino, ExtentMapping(logical: start, length: 4, physical: 100 + start, status: .written), dirty: r % 4 == 0)
+                        if cache.extents.lookup(ino: ino, block: start + 1)?.physical != nil,
+                           let e = cache.extents.lookup(ino: ino, block: start + 1), e.physical + (start + 1 - e.logical) != 101 + start {
+                            failures.wrappingAdd(1, ordering: .relaxed)
+                        }
+                    } else {
+                        cache.extents.remove(ino: ino, from: start, count: 8)
+                    }
+                case 96..<98:
+                    // Rename our directory away and back: children pin the old dentry (a zombie).
+                    cache.dentries.insert(1, bytes("dir\(t)-tmp"), ino: dir, type: DT_DIR)
+                    cache.dentries.remove(1, bytes("dir\(t)"))
+                    cache.dentries.insert(1, bytes("dir\(t)"), ino: dir, type: DT_DIR)
+                    cache.dentries.remove(1, bytes("dir\(t)-tmp"))
+                default:
+                    _ = cache.dentries.takeDirty(limit: 8)
+                    _ = cache.inodes.takeDirty(limit: 8)
+                    _ = cache.extents.takeDirty(limit: 2)
+                }
+            }
+            for o in opened { cache.inodes.unpin(o) }
+            names.removeAll()
+            models.withLock { $0[t] = model }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(cache.checkConsistency() == [])
+        // Every modelled entry is exactly where it should be, and nothing else is cached.
+        let all = models.withLock { $0 }
+        var expected = threads + 0
+        for t in 0..<threads {
+            for k in 0..<keys {
+                let n = name(k, length: k % 9 == 0 ? 70 : 8 + k % 30)
+                let got = cache.dentries.lookup(UInt64(1_000 + t), n)
+                let want: DentryLookup = all[t][k].map { $0 == 0 ? .negative : .positive(ino: $0, type: DT_REG) } ?? .miss
+                #expect(got == want, "thread \(t) key \(k)")
+                if want != .miss { expected += 1 }
+            }
+        }
+        for k in 0..<keys {
+            let n = name(k, length: k % 9 == 0 ? 70 : 8 + k % 30)
+            if cache.dentries.lookup(2, n) != .miss { expected += 1 }
+        }
+        #expect(cache.dentries.count == expected)
+        let stats = cache.statistics().first { $0.name == "metafs_dentry" }!
+        // Live records: hashed ones plus zombies (renamed-away directory dentries that children
+        // still pin); nothing else.
+        #expect(stats.activeObjects == expected + cache.dentries.counts().zombies)
+        // Everything written back and dropped: nothing is left pinned or allocated.
+        _ = cache.dentries.takeDirty(limit: .max)
+        _ = cache.inodes.takeDirty(limit: .max)
+        _ = cache.extents.takeDirty(limit: .max)
+        cache.dropCaches()
+        #expect(cache.checkConsistency() == [])
+        #expect(cache.slabBytes == 0)
+    }
+
+    @Test("two threads looking up the same names see consistent results while a third churns")
+    func readersAndWriter() {
+        let cache = makeCache(shards: 4)
+        for k in 0..<2_000 { cache.dentries.insert(1, name(k, length: 20), ino: UInt64(k + 1)) }
+        let bad = Atomic<Int>(0)
+        runThreads(3) { t in
+            var rng = SeededRandom(seed: UInt64(t))
+            for _ in 0..<40_000 {
+                let k = Int.random(in: 0..<2_000, using: &rng)
+                if t == 2 {
+                    // Churn names outside the stable set, in the same shards.
+                    let n = name(10_000 + k, length: 20)
+                    cache.dentries.insert(1, n, ino: 5)
+                    cache.dentries.remove(1, n)
+                } else if cache.dentries.lookup(1, name(k, length: 20)) != .positive(ino: UInt64(k + 1), type: DT_REG) {
+                    bad.wrappingAdd(1, ordering: .relaxed)
+                }
+            }
+        }
+        #expect(bad.load(ordering: .relaxed) == 0)
+        #expect(cache.dentries.count == 2_000)
+        #expect(cache.checkConsistency() == [])
+    }
+}

@@ -1,3 +1,0 @@
-import Testing
-@testable import MetaCache
-@Test func placeholder() { #expect(1 + 1 == 2) }
