@@ -52,32 +52,43 @@ extension FileSystem {
                 if batch.isEmpty { return }
                 for entry in batch {
                     cookie = entry.cookie
-                    let taken = try entry.name.withUnsafeBytes { (name) throws(FSError) -> Bool in
-                        var current = entry.ino
-                        var type = entry.type
-                        let known = cache.dentries.lookup(parent: ino, name: name)
-                        switch known {
-                        case .negative: return true  // removed since opendir
-                        case .positive(let cachedIno, let cachedType): current = cachedIno; type = cachedType
-                        case .miss: break
+                    let taken = try entry.name.withUnsafeBytes { name in
+                        Result { () throws(FSError) -> Bool in
+                            try emitEntry(directory: ino, name: name, entry.ino, entry.type,
+                                          next: entry.cookie + Self.firstStoreOffset, plus: plus, emit)
                         }
-                        let attributes = plus
-                            ? try inode(current)
-                            : InodeAttributes(ino: current, mode: UInt32(type) << 12, nlink: 0, uid: 0, gid: 0)
-                        guard emit(name, attributes, entry.cookie + Self.firstStoreOffset) else { return false }
-                        if plus {
-                            kernelLookups.increment(current)
-                            // The kernel now holds a dentry for it; so do we.
-                            if known == .miss {
-                                cache.dentries.insert(parent: ino, name: name, ino: current, type: type, dirty: false)
-                            }
-                        }
-                        return true
-                    }
+                    }.get()
                     if !taken { return }
                 }
             }
         }
+    }
+
+    /// Emits one store entry as the dentry cache currently knows it. Returns false when the
+    /// reply buffer is full.
+    private func emitEntry(directory ino: UInt64, name: UnsafeRawBufferPointer, _ storedIno: UInt64, _ storedType: UInt8,
+                           next: UInt64, plus: Bool,
+                           _ emit: (UnsafeRawBufferPointer, InodeAttributes, UInt64) -> Bool) throws(FSError) -> Bool {
+        var current = storedIno
+        var type = storedType
+        let known = cache.dentries.lookup(parent: ino, name: name)
+        switch known {
+        case .negative: return true  // removed since opendir
+        case .positive(let cachedIno, let cachedType): current = cachedIno; type = cachedType
+        case .miss: break
+        }
+        let attributes = plus
+            ? try inode(current)
+            : InodeAttributes(ino: current, mode: UInt32(type) << 12, nlink: 0, uid: 0, gid: 0)
+        guard emit(name, attributes, next) else { return false }
+        if plus {
+            kernelLookups.increment(current)
+            // The kernel now holds a dentry for it; so do we.
+            if known == .miss {
+                cache.dentries.insert(parent: ino, name: name, ino: current, type: type, dirty: false)
+            }
+        }
+        return true
     }
 
     private static func emitDot(_ dot: StaticString, _ directory: InodeAttributes, _ next: UInt64,

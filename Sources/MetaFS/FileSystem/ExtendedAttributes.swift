@@ -33,7 +33,7 @@ extension FileSystem {
     public func setxattr(_ ino: UInt64, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: Int32) throws(FSError) {
         guard name.count > 0, name.count <= Self.maxXattrName else { throw FSError(ERANGE) }
         guard value.count <= Self.maxXattrValue else { throw FSError(E2BIG) }
-        let create = Int32(XATTR_CREATE), replace = Int32(XATTR_REPLACE)
+        let create = Linux.xattrCreate, replace = Linux.xattrReplace
         guard flags & ~(create | replace) == 0 else { throw FSError(EINVAL) }
         try changeXattrs(ino) { (attributes) throws(FSError) in
             let index = attributes.firstIndex { $0.name.elementsEqual(name) }

@@ -25,7 +25,9 @@ extension FileSystem {
         return try namespace.exclusive { () throws(FSError) -> (InodeAttributes, UInt64) in
             let attributes = try makeNodeLocked(parent: parent, name: name, mode: S_IFREG | (mode & 0o7777), rdev: 0,
                                                 caller: caller)
-            return (handedToKernel(attributes), try openHandle(attributes.ino))
+            let handle = try openHandle(attributes.ino)
+            try commitIfLarge()
+            return (handedToKernel(attributes), handle)
         }
     }
 
@@ -188,6 +190,7 @@ extension FileSystem {
                     attributes.mtime = t
                     attributes.ctime = t
                 }
+                kickFlusherIfLarge()
                 return done
             }
         }
@@ -254,7 +257,7 @@ extension FileSystem {
     }
 
     public func fallocate(_ ino: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws(FSError) {
-        let keepSize = Int32(FALLOC_FL_KEEP_SIZE), punchHole = Int32(FALLOC_FL_PUNCH_HOLE)
+        let keepSize = Linux.fallocKeepSize, punchHole = Linux.fallocPunchHole
         guard length > 0 else { throw FSError(EINVAL) }
         guard offset <= UInt64(Int64.max) - length else { throw FSError(EFBIG) }
         try namespace.exclusive { () throws(FSError) in
@@ -323,7 +326,7 @@ extension FileSystem {
     // MARK: - SEEK_DATA / SEEK_HOLE
 
     public func lseek(_ ino: UInt64, fh: UInt64, offset: Int64, whence: Int32) throws(FSError) -> Int64 {
-        guard whence == SEEK_DATA || whence == SEEK_HOLE else { throw FSError(EINVAL) }
+        guard whence == Linux.seekData || whence == Linux.seekHole else { throw FSError(EINVAL) }
         guard offset >= 0 else { throw FSError(ENXIO) }
         return try namespace.exclusive { () throws(FSError) -> Int64 in
             let size = try inode(ino).size
@@ -332,7 +335,7 @@ extension FileSystem {
             // The store's map is complete once everything dirty is committed.
             try commitLocked()
             var block = start / blockSize
-            if whence == SEEK_DATA {
+            if whence == Linux.seekData {
                 guard let extent = try io({ () throws(StoreError) in try store.nextExtent(ino, from: block) }) else {
                     throw FSError(ENXIO)
                 }

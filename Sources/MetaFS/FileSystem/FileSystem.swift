@@ -52,7 +52,7 @@ public final class FileSystem: @unchecked Sendable {
             try sync()
             try store.close()
         } catch {
-            fputs("metafs: error at unmount: \(error)\n", stderr)
+            logError("error at unmount: \(error)")
         }
     }
 
@@ -168,7 +168,7 @@ public final class FileSystem: @unchecked Sendable {
         return FileSystemStatistics(
             caches: cache.statistics(),
             cacheBytes: UInt64(cache.memoryBytes),
-            storeBytes: usage.totalBytes,
+            storeBytes: usage.storeBytes,
             storeUsedBytes: usage.usedBytes,
             storeBlocks: usage.totalBlocks,
             storeFreeBlocks: usage.freeBlocks,

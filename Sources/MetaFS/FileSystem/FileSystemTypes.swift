@@ -75,3 +75,21 @@ public struct FileSystemStatistics: Sendable {
     public var rssBytes: UInt64
 }
 
+
+/// Linux constants the file-system layer decodes (not all of them reach Swift through Glibc).
+enum Linux {
+    static let seekData: Int32 = 3          // SEEK_DATA
+    static let seekHole: Int32 = 4          // SEEK_HOLE
+    static let fallocKeepSize: Int32 = 1    // FALLOC_FL_KEEP_SIZE
+    static let fallocPunchHole: Int32 = 2   // FALLOC_FL_PUNCH_HOLE
+    static let xattrCreate: Int32 = 1       // XATTR_CREATE
+    static let xattrReplace: Int32 = 2      // XATTR_REPLACE
+    static let renameNoReplace: UInt32 = 1  // RENAME_NOREPLACE
+    static let renameExchange: UInt32 = 2   // RENAME_EXCHANGE
+}
+
+/// A line on the daemon's standard error (its log).
+func logError(_ message: String) {
+    let line = "metafs: \(message)\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}

@@ -79,8 +79,10 @@ extension FileSystem {
                   symlinkTarget: [UInt8]? = nil) throws(FSError) -> InodeAttributes {
         try Self.validate(name: name)
         return try namespace.exclusive { () throws(FSError) -> InodeAttributes in
-            handedToKernel(try makeNodeLocked(parent: parent, name: name, mode: mode, rdev: rdev, caller: caller,
-                                              symlinkTarget: symlinkTarget))
+            let attributes = try makeNodeLocked(parent: parent, name: name, mode: mode, rdev: rdev, caller: caller,
+                                                symlinkTarget: symlinkTarget)
+            try commitIfLarge()
+            return handedToKernel(attributes)
         }
     }
 
@@ -129,6 +131,7 @@ extension FileSystem {
             let linked = try modifyInode(ino) { $0.nlink += 1; $0.ctime = t }
             cache.dentries.insert(parent: newParent, name: newName, ino: ino, type: linked.fileType, dirty: true)
             try touchDirectory(newParent, at: t)
+            try commitIfLarge()
             return handedToKernel(linked)
         }
     }
@@ -161,6 +164,7 @@ extension FileSystem {
                 parent.ctime = t
                 if wantDirectory { parent.nlink -= 1 }
             }
+            try commitIfLarge()
         }
     }
 
@@ -193,7 +197,7 @@ extension FileSystem {
 
     public func rename(parent: UInt64, name: UnsafeRawBufferPointer, newParent: UInt64, newName: UnsafeRawBufferPointer,
                        flags: UInt32) throws(FSError) {
-        let noReplace: UInt32 = 1, exchange: UInt32 = 2
+        let noReplace = Linux.renameNoReplace, exchange = Linux.renameExchange
         guard flags & ~(noReplace | exchange) == 0, flags != noReplace | exchange else { throw FSError(EINVAL) }
         try Self.validate(name: name)
         try Self.validate(name: newName)
@@ -249,6 +253,7 @@ extension FileSystem {
             try modifyInode(source.ino) { $0.ctime = t }
             try touchDirectory(parent, at: t)
             if newParent != parent { try touchDirectory(newParent, at: t) }
+            try commitIfLarge()
         }
     }
 }

@@ -20,13 +20,32 @@ extension FileSystem {
         }
     }
 
+    /// Commits when the dirty objects approach what one journal transaction can hold, so a batch
+    /// always fits. Called at the end of calls that hold the namespace lock exclusively; calls
+    /// under the shared lock kick the flusher instead.
+    func commitIfLarge() throws(FSError) {
+        if dirtyObjects >= commitThreshold { try commitLocked() }
+    }
+
+    func kickFlusherIfLarge() {
+        if dirtyObjects >= commitThreshold { flusher?.kick() }
+    }
+
+    var dirtyObjects: Int {
+        cache.inodes.dirtyCount + cache.dentries.dirtyCount + cache.extents.dirtyInodeCount
+    }
+
+    /// A dirty object changes at most a few metadata blocks (inode table, directory block and its
+    /// index, bitmaps, an extent block), so this many always fit in one transaction.
+    var commitThreshold: Int { max(16, store.maxTransactionBlocks / 6) }
+
     /// `drop_caches` in control: commit, then evict every clean unpinned object.
     public func dropCaches() -> (objects: Int, pages: Int) {
         namespace.exclusive { () -> (objects: Int, pages: Int) in
             do {
                 try commitLocked()
             } catch {
-                fputs("metafs: commit before drop_caches failed: \(error)\n", stderr)
+                logError("commit before drop_caches failed: \(error)")
             }
             return cache.dropCaches()
         }
@@ -99,7 +118,7 @@ extension FileSystem {
                 state.toRecord.formUnion(toRecord)
                 state.toFree.formUnion(toFree)
             }
-            fputs("metafs: commit failed: \(error)\n", stderr)
+            logError("commit failed: \(error)")
             throw FSError(error.errno)
         }
 
@@ -115,23 +134,35 @@ extension FileSystem {
     }
 }
 
-/// The background thread that commits dirty metadata every `interval` seconds.
+/// The background thread that commits dirty metadata every `interval` seconds, or sooner when
+/// kicked (a batch grew large).
 final class Flusher: @unchecked Sendable {
+    private let interval: Double
+    private let flush: @Sendable () -> Void
     private let wakeup = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let stopping = Atomic<Bool>(false)
 
     init(interval: Double, flush: @escaping @Sendable () -> Void) {
-        let thread = Thread { [wakeup, finished, stopping] in
-            while !stopping.load(ordering: .acquiring) {
-                _ = wakeup.wait(timeout: .now() + interval)
-                if stopping.load(ordering: .acquiring) { break }
-                flush()
-            }
-            finished.signal()
-        }
+        self.interval = interval
+        self.flush = flush
+        let thread = Thread { [self] in run() }
         thread.name = "metafs-flusher"
         thread.start()
+    }
+
+    private func run() {
+        while !stopping.load(ordering: .acquiring) {
+            _ = wakeup.wait(timeout: .now() + interval)
+            if stopping.load(ordering: .acquiring) { break }
+            flush()
+        }
+        finished.signal()
+    }
+
+    /// Commit soon rather than at the next tick.
+    func kick() {
+        wakeup.signal()
     }
 
     func stop() {
