@@ -54,12 +54,15 @@ import Testing
             try name.withBytes { n throws(FSError) in try fs.lookup(parent: parent, name: n) }
         }
 
-        func errno(_ body: () throws(FSError) -> Void) -> Int32 {
+        /// The errno a call fails with (0 when it succeeds).
+        func errno(_ body: () throws -> Void) -> Int32 {
             do {
                 try body()
                 return 0
-            } catch {
+            } catch let error as FSError {
                 return error.code
+            } catch {
+                return -1
             }
         }
 
@@ -156,8 +159,8 @@ import Testing
         #expect(try f.fs.getattr(file).size == (1 << 20) + 3)
         #expect(try f.read(file, fh, at: 4096, count: 8) == [UInt8](repeating: 0, count: 8))
         #expect(try f.fs.getattr(file).blocks == 8)  // one 4 KiB block
-        #expect(try f.fs.lseek(file, fh: fh, offset: 0, whence: SEEK_DATA) == 1 << 20)
-        #expect(try f.fs.lseek(file, fh: fh, offset: 0, whence: SEEK_HOLE) == 0)
+        #expect(try f.fs.lseek(file, fh: fh, offset: 0, whence: Linux.seekData) == 1 << 20)
+        #expect(try f.fs.lseek(file, fh: fh, offset: 0, whence: Linux.seekHole) == 0)
         var shrink = AttributeChanges()
         shrink.size = 10
         _ = try f.fs.setattr(file, shrink, caller: f.caller)
@@ -201,7 +204,7 @@ import Testing
         }
         #expect(f.errno {
             try "user.k".withBytes { n throws(FSError) in
-                try "v2".withBytes { v throws(FSError) in try f.fs.setxattr(file, name: n, value: v, flags: Int32(XATTR_CREATE)) }
+                try "v2".withBytes { v throws(FSError) in try f.fs.setxattr(file, name: n, value: v, flags: Linux.xattrCreate) }
             }
         } == EEXIST)
         let target = try "target/path".withBytes { t throws(FSError) in

@@ -33,8 +33,10 @@ extension FileSystem {
                 offset = 1
             }
             if offset == 1 {
-                // The store keeps no ".." entry; the kernel answers ".." lookups itself.
-                guard Self.emitDot("..", directory, 2, emit) else { return }
+                // opendir committed pending renames, so the store's parent pointer is current.
+                var parent = directory
+                parent.ino = try ioUncommitted(ino) { () throws(StoreError) in try store.parent(of: ino) }
+                guard Self.emitDot("..", parent, 2, emit) else { return }
                 offset = 2
             }
             var cookie = offset - Self.firstStoreOffset

@@ -11,7 +11,7 @@ extension FileSystem {
     public func getxattr(_ ino: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> [UInt8] {
         try namespace.shared { () throws(FSError) -> [UInt8] in
             _ = try inode(ino)
-            let attributes = try io { () throws(StoreError) in try store.readXattrs(ino) }
+            let attributes = try ioUncommitted([]) { () throws(StoreError) in try store.readXattrs(ino) }
             guard let found = attributes.first(where: { $0.name.elementsEqual(name) }) else { throw FSError(ENODATA) }
             return found.value
         }
@@ -20,7 +20,7 @@ extension FileSystem {
     public func listxattr(_ ino: UInt64) throws(FSError) -> [UInt8] {
         try namespace.shared { () throws(FSError) -> [UInt8] in
             _ = try inode(ino)
-            let attributes = try io { () throws(StoreError) in try store.readXattrs(ino) }
+            let attributes = try ioUncommitted([]) { () throws(StoreError) in try store.readXattrs(ino) }
             var list: [UInt8] = []
             for attribute in attributes {
                 list += attribute.name
@@ -57,7 +57,7 @@ extension FileSystem {
     private func changeXattrs(_ ino: UInt64, _ change: (inout [(name: [UInt8], value: [UInt8])]) throws(FSError) -> Void) throws(FSError) {
         try namespace.exclusive { () throws(FSError) in
             _ = try inode(ino)
-            var attributes = try io { () throws(StoreError) in try store.readXattrs(ino) }
+            var attributes = try ioUncommitted([]) { () throws(StoreError) in try store.readXattrs(ino) }
             try change(&attributes)
             let t = now()
             try modifyInode(ino) { $0.ctime = t }

@@ -61,11 +61,11 @@ extension FileSystem {
     func mapping(_ ino: UInt64, block: UInt64) throws(FSError) -> ExtentMapping {
         if let cached = cache.extents.lookup(ino: ino, block: block) { return cached }
         var mapping: ExtentMapping
-        if let extent = try io({ () throws(StoreError) in try store.extent(ino, covering: block) }) {
+        if let extent = try ioUncommitted(nil, { () throws(StoreError) in try store.extent(ino, covering: block) }) {
             mapping = ExtentMapping(logical: extent.logical, length: extent.length, physical: extent.physical,
                                     status: extent.unwritten ? .unwritten : .written)
         } else {
-            let next = try io { () throws(StoreError) in try store.nextExtent(ino, from: block) }
+            let next = try ioUncommitted(nil) { () throws(StoreError) in try store.nextExtent(ino, from: block) }
             let end = min(next?.logical ?? UInt64.max, block + Self.maxHoleBlocks)
             mapping = ExtentMapping(logical: block, length: UInt32(end - block), physical: 0, status: .hole)
         }

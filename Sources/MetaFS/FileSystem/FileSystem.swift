@@ -104,7 +104,7 @@ public final class FileSystem: @unchecked Sendable {
         case .negative:
             return nil
         case .miss:
-            let found = try io { () throws(StoreError) in try store.lookup(directory: parent, name: name) }
+            let found = try ioUncommitted(nil) { () throws(StoreError) in try store.lookup(directory: parent, name: name) }
             if let found {
                 // The dentry pins its inode, so the inode goes in first.
                 _ = try inode(found.ino)
@@ -226,6 +226,29 @@ struct OrphanState {
 }
 
 // MARK: - Small helpers
+
+/// Runs a store read about an inode that may not have reached the store yet (created since the last
+/// commit): ENOENT from the store then means "nothing there", which is `missing`.
+@inline(__always)
+func ioUncommitted<T>(_ missing: T, _ body: () throws(StoreError) -> T) throws(FSError) -> T {
+    do {
+        return try body()
+    } catch where error.errno == ENOENT {
+        return missing
+    } catch {
+        throw FSError(error.errno)
+    }
+}
+
+/// `ioUncommitted` for callers that stay in StoreError.
+@inline(__always)
+func ioUncommittedStore<T>(_ missing: T, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+    do {
+        return try body()
+    } catch where error.errno == ENOENT {
+        return missing
+    }
+}
 
 /// Runs a store call, turning its error into the errno the kernel gets.
 @inline(__always)

@@ -51,9 +51,9 @@ extension FileSystem {
         }
     }
 
-    /// Collects every dirty object and commits them in one transaction, in the order that keeps a
-    /// crash image consistent: extent maps (their data is persisted first by the store), inodes,
-    /// symlink targets, directory entries, then orphan-list changes and frees. If the commit fails
+    /// Collects every dirty object and commits them in one transaction: inodes (new ones must exist
+    /// before anything refers to them), extent maps (the store persists their data before the
+    /// journal record), symlink targets, directory entries, then orphan-list changes and frees. If the commit fails
     /// the objects are put back dirty. Holds the namespace lock exclusively (caller).
     func commitLocked(extra: ((StoreTransaction) throws(StoreError) -> Void)? = nil) throws(FSError) {
         let extents = cache.extents.takeDirty(limit: Int.max)
@@ -72,12 +72,12 @@ extension FileSystem {
 
         let transaction = store.beginTransaction()
         do throws(StoreError) {
-            for (ino, mappings) in extents {
-                let map = try store.readExtents(ino)
-                try transaction.setExtents(ino, mapping: ExtentList.overlay(map, with: mappings))
-            }
             for attributes in inodes {
                 try transaction.writeInode(attributes.ino, attributes.disk)
+            }
+            for (ino, mappings) in extents {
+                let map = try ioUncommittedStore([]) { () throws(StoreError) in try store.readExtents(ino) }
+                try transaction.setExtents(ino, mapping: ExtentList.overlay(map, with: mappings))
             }
             for (ino, target) in symlinks {
                 try transaction.setSymlink(ino, target: target)
