@@ -153,9 +153,11 @@ public enum ControlCommandParser {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ControlCommandError("command is not valid UTF-8")
         }
-        var line = Substring(text)
-        if line.hasSuffix("\n") { line = line.dropLast() }
-        if line.hasSuffix("\r") { line = line.dropLast() }
+        // Trim one trailing "\n" (or "\r\n") at the scalar level ("\r\n" is one Character).
+        var scalars = Substring(text).unicodeScalars
+        if scalars.last == "\n" { scalars = scalars.dropLast() }
+        if scalars.last == "\r" { scalars = scalars.dropLast() }
+        let line = Substring(scalars)
         for u in line.unicodeScalars where u.value < 0x20 && u != "\t" || u.value == 0x7F {
             throw ControlCommandError(u == "\n" ? "one command per write" : "command contains control characters")
         }
