@@ -518,14 +518,23 @@ enum FuseOperations {
             if ControlInode.contains(ino) { throw FSError(EPERM) }
             guard let name else { throw FSError(EINVAL) }
             let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name))
-            guard n.count > 0 else { throw FSError(EINVAL) }
-            guard n.count <= 255 else { throw FSError(ERANGE) }
+            try checkXattrName(n)
             let v = UnsafeRawBufferPointer(start: UnsafeRawPointer(value), count: value == nil ? 0 : size)
             try c.fs.setxattr(ino, name: n, value: v, flags: flags)
             fuse_reply_err(req, 0)
         } catch {
             fail(req, c, .setxattr, error)
         }
+    }
+
+    /// metafs has no POSIX ACLs (FUSE_CAP_POSIX_ACL is off), and the kernel then passes
+    /// system.posix_acl_* through as ordinary xattrs: storing them would make `cp -a` believe it
+    /// set the mode through an ACL (leaving 0600/0700). Refuse them as ext4 mounted noacl does.
+    @inline(__always)
+    static func checkXattrName(_ n: UnsafeRawBufferPointer) throws(FSError) {
+        guard n.count > 0 else { throw FSError(EINVAL) }
+        guard n.count <= 255 else { throw FSError(ERANGE) }
+        if n.count >= 17 && n.prefix(17).elementsEqual("system.posix_acl_".utf8) { throw FSError(EOPNOTSUPP) }
     }
 
     /// Replies with `bytes`, or its size for a size-0 probe; ERANGE when `size` is too small.
@@ -546,8 +555,7 @@ enum FuseOperations {
             if ControlInode.contains(ino) { throw FSError(ENODATA) }
             guard let name else { throw FSError(EINVAL) }
             let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name))
-            guard n.count > 0 else { throw FSError(EINVAL) }
-            guard n.count <= 255 else { throw FSError(ERANGE) }
+            try checkXattrName(n)
             try replyXattr(req, try c.fs.getxattr(ino, name: n), size)
         } catch {
             fail(req, c, .getxattr, error)
@@ -572,8 +580,7 @@ enum FuseOperations {
             if ControlInode.contains(ino) { throw FSError(EPERM) }
             guard let name else { throw FSError(EINVAL) }
             let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name))
-            guard n.count > 0 else { throw FSError(EINVAL) }
-            guard n.count <= 255 else { throw FSError(ERANGE) }
+            try checkXattrName(n)
             try c.fs.removexattr(ino, name: n)
             fuse_reply_err(req, 0)
         } catch {
