@@ -104,7 +104,8 @@ struct Mount: ParsableCommand {
         let rc = session.run()
         if let pidFile { unlink(pidFile) }
         Support.eprint("metafs: unmounted \(mountpoint) (loop result \(rc))\n")
-        if rc != 0 { throw CLIError("session loop ended with error \(rc)") }
+        // libfuse returns the signal number after SIGINT/SIGTERM/SIGHUP (a clean end), -errno on error.
+        if rc < 0 { throw CLIError("session loop ended with error: \(Support.errnoString(-rc))") }
     }
 
     /// POSIX_SPAWN_SETSID (glibc, needs _GNU_SOURCE, so not imported).
@@ -193,6 +194,8 @@ struct Mount: ParsableCommand {
         var text = String(decoding: bytes.dropFirst(min(offset, bytes.count)), as: UTF8.self)
         // The daemon already says "metafs: ..."; avoid "metafs: metafs:".
         while text.hasSuffix("\n") { text.removeLast() }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.count > 24 { text = lines.prefix(24).joined(separator: "\n") + "\n... (\(lines.count - 24) more lines)" }
         return text
     }
 }
