@@ -140,11 +140,26 @@ enum MountTable {
 
     /// Unmounts what an earlier, crashed run left under /tmp/metafs-test.* and stops the daemons
     /// recorded in those directories' pid files.
+    /// Only mounts whose test process (dir/owner.pid) is gone, or whose FUSE connection is dead,
+    /// are touched: a test run in another worktree at the same time keeps its mounts.
     static func sweepStale() {
         for m in mounts() where m.mountpoint.hasPrefix("/tmp/metafs-test.") {
             let dir = (m.mountpoint as NSString).deletingLastPathComponent
+            var st = stat()
+            let dead = stat(m.mountpoint, &st) != 0 && errno == ENOTCONN
+            let owner = readPid(dir + "/owner.pid")
+            let ownerGone = owner.map { $0 != getpid() && kill($0, 0) != 0 && errno == ESRCH } ?? true
+            guard dead || ownerGone else { continue }
             unmount(m.mountpoint)
             if let pid = readPid(dir + "/daemon.pid"), isMetafsDaemon(pid) { kill(pid, SIGKILL) }
+        }
+        // Directories of dead test processes, once nothing is mounted under them.
+        let mounted = mounts().map(\.mountpoint)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [] where name.hasPrefix("metafs-test.") {
+            let dir = "/tmp/" + name
+            guard let owner = readPid(dir + "/owner.pid"), owner != getpid(), kill(owner, 0) != 0, errno == ESRCH,
+                  !mounted.contains(where: { $0.hasPrefix(dir + "/") }) else { continue }
+            try? FileManager.default.removeItem(atPath: dir)
         }
     }
 
@@ -186,6 +201,7 @@ final class MountFixture: @unchecked Sendable {
         store = dir + "/test.store"
         mnt = dir + "/mnt"
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: false)
+        try "\(getpid())\n".write(toFile: dir + "/owner.pid", atomically: true, encoding: .utf8)
     }
 
     struct FixtureError: Error, CustomStringConvertible {
