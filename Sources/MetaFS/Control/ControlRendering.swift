@@ -1,0 +1,242 @@
+import Glibc
+import MetaCache
+
+/// Everything one rendering of a control file shows, gathered at open time.
+public struct ControlSnapshot: Sendable {
+    public var statistics: FileSystemStatistics
+    public var fuse: [FuseStatistics.Snapshot]
+    public var rssBytes: UInt64
+    public var uptimeSeconds: Double
+    public init(statistics: FileSystemStatistics, fuse: [FuseStatistics.Snapshot], rssBytes: UInt64, uptimeSeconds: Double) {
+        self.statistics = statistics; self.fuse = fuse; self.rssBytes = rssBytes; self.uptimeSeconds = uptimeSeconds
+    }
+    /// Slab memory of all caches together.
+    public var slabBytes: UInt64 { statistics.caches.reduce(0) { $0 + UInt64(max(0, $1.slabBytes)) } }
+}
+
+/// The process's resident set size, from /proc/self/statm (0 if unreadable).
+public func processRSSBytes() -> UInt64 {
+    let fd = Glibc.open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var buf = [UInt8](repeating: 0, count: 256)
+    let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+    guard n > 0 else { return 0 }
+    let fields = buf[..<n].split(separator: 0x20)
+    guard fields.count >= 2, let pages = UInt64(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
+    return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// Renders the control files' text. Pure functions of a snapshot, so they are unit-tested.
+public enum ControlRendering {
+    // MARK: stats (human-readable)
+
+    public static func humanBytes(_ n: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n), i = 0
+        while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+        return i == 0 ? "\(n) B" : fixed(v, 1) + " " + units[i]
+    }
+
+    static func fixed(_ v: Double, _ decimals: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let r = (v * scale).rounded() / scale
+        var s = String(r)
+        if let dot = s.firstIndex(of: ".") {
+            let have = s.distance(from: dot, to: s.endIndex) - 1
+            if have < decimals { s += String(repeating: "0", count: decimals - have) }
+        } else if decimals > 0 {
+            s += "." + String(repeating: "0", count: decimals)
+        }
+        return s
+    }
+
+    static func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
+        s.count >= w ? s : (left ? s + String(repeating: " ", count: w - s.count) : String(repeating: " ", count: w - s.count) + s)
+    }
+
+    public static func stats(_ snap: ControlSnapshot) -> String {
+        let st = snap.statistics
+        var out = "metafs statistics (uptime \(fixed(snap.uptimeSeconds, 1)) s)\n\n"
+        out += "memory: slab \(humanBytes(snap.slabBytes)), caches total \(humanBytes(st.cacheBytes)), rss \(humanBytes(snap.rssBytes))\n\n"
+        out += "caches:\n"
+        out += pad("name", 18, left: true) + pad("active", 10) + pad("total", 10) + pad("size", 6) + pad("slabs", 8)
+            + pad("hits", 12) + pad("misses", 10) + pad("hit%", 7) + pad("dirty", 8) + pad("pinned", 8)
+            + pad("negative", 9) + pad("slab bytes", 12) + "\n"
+        for c in st.caches {
+            let lookups = c.hits + c.misses
+            let hitRate = lookups == 0 ? "-" : fixed(Double(c.hits) * 100 / Double(lookups), 1)
+            out += "  " + pad(c.name, 16, left: true) + pad("\(c.activeObjects)", 10) + pad("\(c.totalObjects)", 10)
+                + pad("\(c.objectSize)", 6) + pad("\(c.totalSlabs)", 8) + pad("\(c.hits)", 12) + pad("\(c.misses)", 10)
+                + pad(hitRate, 7) + pad("\(c.dirty)", 8) + pad("\(c.pinned)", 8) + pad("\(c.negative)", 9)
+                + pad(humanBytes(UInt64(max(0, c.slabBytes))), 12) + "\n"
+        }
+        let usedPct = st.storeBytes == 0 ? 0 : Double(st.storeUsedBytes) * 100 / Double(st.storeBytes)
+        out += "\nstore: size \(humanBytes(st.storeBytes)), used \(humanBytes(st.storeUsedBytes)) (\(fixed(usedPct, 1))%)\n"
+        out += "  blocks \(st.storeBlocks - st.storeFreeBlocks) used / \(st.storeBlocks), \(st.storeFreeBlocks) free\n"
+        out += "  inodes \(st.storeInodes - st.storeFreeInodes) used / \(st.storeInodes), \(st.storeFreeInodes) free\n"
+        out += "  commits \(st.commits), objects committed \(st.committedObjects)\n"
+        out += "\nkernel: known inodes \(st.knownInodes), open files \(st.openFiles)\n"
+        out += "\nfuse operations:\n"
+        out += pad("op", 18, left: true) + pad("count", 12) + pad("errors", 10) + pad("bytes", 14) + "\n"
+        for f in snap.fuse where f.count > 0 {
+            out += "  " + pad(f.operation.name, 16, left: true) + pad("\(f.count)", 12) + pad("\(f.errors)", 10)
+                + pad(f.bytes == 0 ? "" : "\(f.bytes)", 14) + "\n"
+        }
+        return out
+    }
+
+    // MARK: stats.json
+
+    public static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    /// A small ordered JSON object builder (keys appear in insertion order).
+    struct JSONObject {
+        var fields: [(String, String)] = []
+        mutating func add(_ key: String, _ v: UInt64) { fields.append((key, String(v))) }
+        mutating func add(_ key: String, _ v: Int) { fields.append((key, String(v))) }
+        mutating func add(_ key: String, _ v: Double) { fields.append((key, v.isFinite ? fixed(v, 3) : "null")) }
+        mutating func add(_ key: String, _ v: String) { fields.append((key, jsonString(v))) }
+        mutating func add(_ key: String, raw: String) { fields.append((key, raw)) }
+        func render(indent: Int = 0) -> String {
+            let pad = String(repeating: "  ", count: indent + 1)
+            let body = fields.map { pad + jsonString($0.0) + ": " + $0.1 }.joined(separator: ",\n")
+            return "{\n" + body + "\n" + String(repeating: "  ", count: indent) + "}"
+        }
+    }
+
+    public static func json(_ snap: ControlSnapshot) -> String {
+        let st = snap.statistics
+        var root = JSONObject()
+        root.add("version", 1)
+        root.add("uptime_seconds", snap.uptimeSeconds)
+        root.add("slab_bytes", snap.slabBytes)
+        root.add("cache_bytes", st.cacheBytes)
+        root.add("rss_bytes", snap.rssBytes)
+        let caches = st.caches.map { c -> String in
+            var o = JSONObject()
+            o.add("name", c.name)
+            o.add("active_objects", c.activeObjects)
+            o.add("total_objects", c.totalObjects)
+            o.add("object_size", c.objectSize)
+            o.add("objects_per_slab", c.objectsPerSlab)
+            o.add("pages_per_slab", c.pagesPerSlab)
+            o.add("active_slabs", c.activeSlabs)
+            o.add("total_slabs", c.totalSlabs)
+            o.add("hits", c.hits)
+            o.add("misses", c.misses)
+            o.add("allocations", c.allocations)
+            o.add("frees", c.frees)
+            o.add("negative", c.negative)
+            o.add("dirty", c.dirty)
+            o.add("pinned", c.pinned)
+            o.add("slab_bytes", c.slabBytes)
+            return "    " + o.render(indent: 2)
+        }
+        root.add("caches", raw: caches.isEmpty ? "[]" : "[\n" + caches.joined(separator: ",\n") + "\n  ]")
+        var store = JSONObject()
+        store.add("size_bytes", st.storeBytes)
+        store.add("used_bytes", st.storeUsedBytes)
+        store.add("blocks", st.storeBlocks)
+        store.add("free_blocks", st.storeFreeBlocks)
+        store.add("inodes", st.storeInodes)
+        store.add("free_inodes", st.storeFreeInodes)
+        store.add("commits", st.commits)
+        store.add("committed_objects", st.committedObjects)
+        root.add("store", raw: store.render(indent: 1))
+        root.add("known_inodes", st.knownInodes)
+        root.add("open_files", st.openFiles)
+        var fuse = JSONObject()
+        for f in snap.fuse {
+            var o = JSONObject()
+            o.add("count", f.count)
+            o.add("errors", f.errors)
+            if f.operation == .read || f.operation == .write { o.add("bytes", f.bytes) }
+            fuse.add(f.operation.name, raw: o.render(indent: 2))
+        }
+        root.add("fuse", raw: fuse.render(indent: 1))
+        return root.render() + "\n"
+    }
+
+    // MARK: metrics (Prometheus text exposition format 0.0.4)
+
+    public static func labelValue(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    public static func metrics(_ snap: ControlSnapshot) -> String {
+        let st = snap.statistics
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for s in samples { out += name + (s.labels.isEmpty ? "" : "{\(s.labels)}") + " " + s.value + "\n" }
+        }
+        func single(_ name: String, _ type: String, _ help: String, _ v: UInt64) { family(name, type, help, [("", String(v))]) }
+        func perCache(_ name: String, _ type: String, _ help: String, _ v: (CacheStatistics) -> String) {
+            family(name, type, help, st.caches.map { ("cache=\"\(labelValue($0.name))\"", v($0)) })
+        }
+        single("metafs_slab_bytes", "gauge", "Slab memory held by all caches, in bytes.", snap.slabBytes)
+        single("metafs_cache_bytes", "gauge", "Memory owned by the caches (slabs, hash tables, names), in bytes.", st.cacheBytes)
+        single("metafs_rss_bytes", "gauge", "Resident set size of the metafs process, in bytes.", snap.rssBytes)
+        family("metafs_uptime_seconds", "gauge", "Seconds since the file system was mounted.", [("", fixed(snap.uptimeSeconds, 3))])
+        perCache("metafs_cache_active_objects", "gauge", "Objects in use in the slab cache.") { "\($0.activeObjects)" }
+        perCache("metafs_cache_total_objects", "gauge", "Object slots in the slab cache's slabs.") { "\($0.totalObjects)" }
+        perCache("metafs_cache_object_size_bytes", "gauge", "Size of one object of the slab cache, in bytes.") { "\($0.objectSize)" }
+        perCache("metafs_cache_slabs", "gauge", "Slabs held by the slab cache.") { "\($0.totalSlabs)" }
+        perCache("metafs_cache_active_slabs", "gauge", "Slabs of the slab cache with at least one object in use.") { "\($0.activeSlabs)" }
+        perCache("metafs_cache_slab_bytes", "gauge", "Slab memory held by the cache, in bytes.") { "\($0.slabBytes)" }
+        perCache("metafs_cache_dirty_objects", "gauge", "Objects changed but not yet committed to the store.") { "\($0.dirty)" }
+        perCache("metafs_cache_pinned_objects", "gauge", "Objects that cannot be evicted (pinned).") { "\($0.pinned)" }
+        perCache("metafs_cache_negative_objects", "gauge", "Negative entries in the cache.") { "\($0.negative)" }
+        perCache("metafs_cache_hits_total", "counter", "Lookups answered by the cache.") { "\($0.hits)" }
+        perCache("metafs_cache_misses_total", "counter", "Lookups the cache could not answer.") { "\($0.misses)" }
+        perCache("metafs_cache_allocations_total", "counter", "Objects allocated in the cache.") { "\($0.allocations)" }
+        perCache("metafs_cache_frees_total", "counter", "Objects freed from the cache.") { "\($0.frees)" }
+        single("metafs_store_size_bytes", "gauge", "Size of the store file, in bytes.", st.storeBytes)
+        single("metafs_store_used_bytes", "gauge", "Bytes of the store in use.", st.storeUsedBytes)
+        single("metafs_store_blocks", "gauge", "Data blocks in the store.", st.storeBlocks)
+        single("metafs_store_free_blocks", "gauge", "Free data blocks in the store.", st.storeFreeBlocks)
+        single("metafs_store_inodes", "gauge", "Inodes in the store's inode table.", st.storeInodes)
+        single("metafs_store_free_inodes", "gauge", "Free inodes in the store.", st.storeFreeInodes)
+        single("metafs_store_commits_total", "counter", "Journaled transactions committed to the store.", st.commits)
+        single("metafs_store_committed_objects_total", "counter", "Cached objects written back to the store.", st.committedObjects)
+        single("metafs_known_inodes", "gauge", "Inodes the kernel holds lookup references on.", st.knownInodes)
+        single("metafs_open_files", "gauge", "Open file handles.", st.openFiles)
+        family("metafs_fuse_requests_total", "counter", "FUSE requests handled, by operation.",
+               snap.fuse.map { ("op=\"\($0.operation.name)\"", "\($0.count)") })
+        family("metafs_fuse_errors_total", "counter", "FUSE requests answered with an error, by operation.",
+               snap.fuse.map { ("op=\"\($0.operation.name)\"", "\($0.errors)") })
+        family("metafs_fuse_bytes_total", "counter", "Bytes read and written through FUSE.",
+               snap.fuse.filter { $0.operation == .read || $0.operation == .write }.map { ("op=\"\($0.operation.name)\"", "\($0.bytes)") })
+        return out
+    }
+}

@@ -1,0 +1,108 @@
+import CFuse
+import Glibc
+
+/// Why a session could not be set up.
+public struct FuseSessionError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// One mounted metafs: a libfuse low-level session over a file system, served by a
+/// multi-threaded loop. Typical use (the `metafs mount --foreground` daemon):
+///
+///     let session = try FuseSession(backend: fs, mountpoint: mnt, options: opts)
+///     session.installSignalHandlers()   // SIGINT/SIGTERM/SIGHUP end the loop
+///     session.run()                     // returns after unmount or a signal; writes back, unmounts
+public final class FuseSession: @unchecked Sendable {
+    public let mountpoint: String
+    public let options: FuseMountOptions
+    /// Per-operation counters (also shown in the control directory).
+    public let statistics: FuseStatistics
+    /// The control directory served at `<mount>/.metafs`.
+    public var control: ControlDirectory { context.control }
+
+    let context: FuseContext
+    private let userdata: Unmanaged<FuseContext>
+    private let session: OpaquePointer
+    private var signalsInstalled = false
+    private var finished = false
+
+    /// The `-o` option string metafs passes to libfuse.
+    public static func mountOptionString(_ options: FuseMountOptions) -> String {
+        func escape(_ s: String) -> String {
+            var out = ""
+            for ch in s {
+                if ch == "\\" || ch == "," { out.append("\\") }
+                out.append(ch)
+            }
+            return out
+        }
+        var o = ["default_permissions", "fsname=" + escape(options.fsname), "subtype=metafs"]
+        if options.allowOther { o.append("allow_other") }
+        return o.joined(separator: ",")
+    }
+
+    /// Creates the session and mounts it (the kernel starts sending requests once `run` runs).
+    public init(backend: any FileSystemBackend, mountpoint: String, options: FuseMountOptions = .init()) throws(FuseSessionError) {
+        self.mountpoint = mountpoint
+        self.options = options
+        self.statistics = FuseStatistics()
+        self.context = FuseContext(fs: backend, options: options, stats: statistics)
+        self.userdata = Unmanaged.passRetained(context)
+
+        var argv = ["metafs", "-o", FuseSession.mountOptionString(options)]
+        for extra in options.extraOptions where !extra.isEmpty { argv += ["-o", extra] }
+        if options.debug { argv.append("-d") }
+        var args = cfuse_args_init()
+        for a in argv { fuse_opt_add_arg(&args, a) }
+        defer { fuse_opt_free_args(&args) }
+
+        var ops = FuseOperations.table()
+        guard let se = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata.toOpaque()) else {
+            userdata.release()
+            throw FuseSessionError("libfuse rejected the session options (\(argv.dropFirst().joined(separator: " ")))")
+        }
+        if fuse_session_mount(se, mountpoint) != 0 {
+            fuse_session_destroy(se)
+            userdata.release()
+            throw FuseSessionError("cannot mount on \(mountpoint) (see the libfuse message above)")
+        }
+        self.session = se
+    }
+
+    /// SIGINT, SIGTERM and SIGHUP end the loop (then `run` writes back and unmounts).
+    @discardableResult
+    public func installSignalHandlers() -> Bool {
+        signalsInstalled = fuse_set_signal_handlers(session) == 0
+        return signalsInstalled
+    }
+
+    /// Serves requests until the file system is unmounted (`fusermount3 -u`) or `exit` is called
+    /// (e.g. by a signal). Then writes everything back (`FileSystem.shutdown`), unmounts and
+    /// destroys the session. Returns libfuse's loop result (0 on a clean end).
+    @discardableResult
+    public func run() -> Int32 {
+        precondition(!finished, "FuseSession.run called twice")
+        finished = true
+        let cfg = fuse_loop_cfg_create()
+        fuse_loop_cfg_set_max_threads(cfg, UInt32(max(1, options.maxThreads)))
+        fuse_loop_cfg_set_clone_fd(cfg, options.cloneFD ? 1 : 0)
+        let rc = fuse_session_loop_mt(session, cfg)
+        fuse_loop_cfg_destroy(cfg)
+        // No request is being served any more: write back while the mount still exists, so that a
+        // process waiting on the mount sees the data once it is gone.
+        context.shutdownOnce()
+        fuse_session_unmount(session)
+        if signalsInstalled { fuse_remove_signal_handlers(session) }
+        fuse_session_destroy(session)     // calls destroy (already shut down: a no-op)
+        userdata.release()
+        return rc
+    }
+
+    /// Asks the loop to end (as a signal does). Worker threads blocked in /dev/fuse notice on their
+    /// next request; unmounting is the sure way to end the loop.
+    public func exit() {
+        fuse_session_exit(session)
+    }
+}

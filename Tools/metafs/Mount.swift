@@ -1,0 +1,201 @@
+import ArgumentParser
+import Glibc
+import MetaCache
+import MetaFS
+
+struct Mount: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mount a metafs store.",
+        discussion: """
+        Without --foreground, metafs starts itself in the background (a new session, output to the \
+        log file), waits until the mount is ready, and returns. SIGINT and SIGTERM to the daemon, or \
+        `fusermount3 -u MOUNTPOINT`, write every dirty object back and unmount.
+
+        By default metafs runs in exercise mode: the kernel caches neither names nor attributes \
+        (timeouts 0) and files are opened with direct_io (no page cache), so every operation reaches \
+        metafs's caches. With libfuse 3.14, direct_io files cannot be mmap'd (ENODEV): use \
+        --no-direct-io for programs that mmap files.
+        """)
+
+    @Argument(help: "The store file (made with `metafs mkfs`).") var store: String
+    @Argument(help: "An existing, empty directory to mount on.") var mountpoint: String
+
+    @Flag(help: "Stay in the foreground and serve requests until unmounted.") var foreground = false
+    @Flag(help: "Let users other than the mounting one use the mount (needs user_allow_other in /etc/fuse.conf for non-root).")
+    var allowOther = false
+    @Option(name: .customShort("o"), help: ArgumentHelp("Options passed on to FUSE (comma separated; may repeat).", valueName: "opts")) var fuseOptions: [String] = []
+    @Option(help: "Maximum number of FUSE worker threads.") var threads = 8
+    @Option(help: "Seconds the kernel may cache names (0: exercise mode).") var entryTimeout: Double = 0
+    @Option(help: "Seconds the kernel may cache attributes (0: exercise mode).") var attrTimeout: Double = 0
+    @Flag(help: "Let the kernel cache file data (no direct_io); needed for mmap with libfuse 3.14.") var noDirectIO = false
+    @Option(help: "Seconds between background commits of dirty metadata.") var flushInterval: Double = 5
+    @Option(help: "Log file of the background daemon (default: STORE.log).") var log: String?
+    @Option(help: "Write the daemon's process id to this file while it runs.") var pidFile: String?
+    @Option(help: "Seconds to wait for the mount to become ready.") var timeout: Double = 30
+    @Flag(help: "libfuse debug output (every request) to the log.") var debug = false
+
+    func validate() throws {
+        guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be 1...1024") }
+        guard entryTimeout >= 0, attrTimeout >= 0 else { throw ValidationError("timeouts must not be negative") }
+        guard flushInterval > 0 else { throw ValidationError("--flush-interval must be positive") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+    }
+
+    func run() throws {
+        do throws(CLIError) {
+            let (realStore, realMount) = try Support.preflight(store: store, mountpoint: mountpoint)
+            if foreground {
+                try serve(store: realStore, mountpoint: realMount)
+            } else {
+                try spawnDaemon(store: realStore, mountpoint: realMount)
+            }
+        } catch let e {
+            Support.printError(e.message)
+            throw ExitCode(1)
+        }
+    }
+
+    var fuseMountOptions: FuseMountOptions {
+        var o = FuseMountOptions()
+        o.entryTimeout = entryTimeout
+        o.attrTimeout = attrTimeout
+        o.directIO = !noDirectIO
+        o.allowOther = allowOther
+        o.maxThreads = threads
+        o.extraOptions = fuseOptions
+        o.debug = debug
+        return o
+    }
+
+    /// The daemon: opens the store, mounts, serves until unmount or a signal, writes back.
+    func serve(store: String, mountpoint: String) throws(CLIError) {
+        // A shell starts background jobs with SIGINT ignored, and libfuse only installs its
+        // handlers over the default action: reset them so SIGINT/SIGTERM/SIGHUP unmount cleanly.
+        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
+        chdir("/")    // do not keep the caller's directory busy (all paths are absolute here)
+
+        var fsOptions = FileSystemOptions()
+        fsOptions.flushInterval = flushInterval
+        let fs: FileSystem
+        do {
+            fs = try FileSystem(storePath: store, cache: MetaCache(configuration: CacheConfiguration()), options: fsOptions)
+        } catch {
+            let hint: String
+            switch error.code {
+            case ENOENT: hint = " (missing store)"
+            case EIO, EINVAL, EUCLEAN, EBADMSG: hint = " (damaged store? run: metafs fsck \(store))"
+            case EBUSY, EAGAIN, EWOULDBLOCK: hint = " (store in use by another metafs?)"
+            default: hint = ""
+            }
+            throw CLIError("cannot open store \(store): \(error)\(hint)")
+        }
+        var options = fuseMountOptions
+        options.fsname = store
+        let session: FuseSession
+        do {
+            session = try FuseSession(backend: fs, mountpoint: mountpoint, options: options)
+        } catch {
+            fs.shutdown()
+            throw CLIError(error.message)
+        }
+        session.installSignalHandlers()
+        if let pidFile { writePidFile(pidFile) }
+        Support.eprint("metafs: serving \(store) on \(mountpoint) (pid \(getpid()), \(threads) threads)\n")
+        let rc = session.run()
+        if let pidFile { unlink(pidFile) }
+        Support.eprint("metafs: unmounted \(mountpoint) (loop result \(rc))\n")
+        // libfuse returns the signal number after SIGINT/SIGTERM/SIGHUP (a clean end), -errno on error.
+        if rc < 0 { throw CLIError("session loop ended with error: \(Support.errnoString(-rc))") }
+    }
+
+    /// POSIX_SPAWN_SETSID (glibc, needs _GNU_SOURCE, so not imported).
+    var spawnSetSID: Int32 { 0x80 }
+
+    func writePidFile(_ path: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            Support.eprint("metafs: cannot write pid file \(path): \(Support.errnoString())\n")
+            return
+        }
+        let text = "\(getpid())\n"
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    /// Starts `metafs mount ... --foreground` in a new session and waits for the mount.
+    func spawnDaemon(store: String, mountpoint: String) throws(CLIError) {
+        let exe = Support.realPath("/proc/self/exe") ?? CommandLine.arguments[0]
+        let logPath = Support.absolutePath(log ?? store + ".log")
+        // Same arguments (paths made absolute), plus --foreground.
+        var args = [exe, "mount", store, mountpoint, "--foreground"]
+        args += ["--threads", "\(threads)", "--entry-timeout", "\(entryTimeout)", "--attr-timeout", "\(attrTimeout)",
+                 "--flush-interval", "\(flushInterval)"]
+        if allowOther { args.append("--allow-other") }
+        if noDirectIO { args.append("--no-direct-io") }
+        if debug { args.append("--debug") }
+        for o in fuseOptions { args += ["-o", o] }
+        if let pidFile { args += ["--pid-file", Support.absolutePath(pidFile)] }
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attr, &mask)
+        posix_spawnattr_setflags(&attr, Int16(spawnSetSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        let logStart = fileSize(logPath)
+        var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, exe, &actions, &attr, &cargs, environ)
+        guard rc == 0 else { throw CLIError("cannot start the metafs daemon (\(exe)): \(Support.errnoString(rc))") }
+
+        let deadline = Support.monotonicSeconds() + timeout
+        while true {
+            if Support.metafsMount(at: mountpoint) != nil {
+                // Mounted; make sure the daemon is serving (the first request completes INIT).
+                var st = stat()
+                _ = stat(mountpoint, &st)
+                print("metafs: mounted \(store) on \(mountpoint) (daemon pid \(pid), log \(logPath))")
+                return
+            }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                let output = logTail(logPath, from: logStart)
+                throw CLIError("the metafs daemon exited before the mount was ready\(output.isEmpty ? "" : ":\n" + output)")
+            }
+            if Support.monotonicSeconds() > deadline {
+                kill(pid, SIGTERM)
+                throw CLIError("mount not ready after \(timeout) s (daemon pid \(pid) stopped; see \(logPath))")
+            }
+            usleep(20_000)
+        }
+    }
+
+    func fileSize(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? st.st_size : 0
+    }
+
+    func logTail(_ path: String, from offset: Int) -> String {
+        guard let bytes = try? Support.readBytes(path) else { return "" }
+        var text = String(decoding: bytes.dropFirst(min(offset, bytes.count)), as: UTF8.self)
+        // The daemon already says "metafs: ..."; avoid "metafs: metafs:".
+        while text.hasSuffix("\n") { text.removeLast() }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.count > 24 { text = lines.prefix(24).joined(separator: "\n") + "\n... (\(lines.count - 24) more lines)" }
+        return text
+    }
+}
