@@ -69,10 +69,14 @@ import Testing
     }
 }
 
-/// The control directory without a mount, over the in-memory backend.
+/// The control directory without a mount, over a real FileSystem on a temporary store.
 @Suite struct ControlDirectoryTests {
-    let backend = MountMemoryBackend()
-    var control: ControlDirectory { ControlDirectory(backend: backend, fuseStatistics: FuseStatistics(), ownerUID: 0, ownerGID: 0) }
+    let fixture: FileSystemTests.Fixture
+    var control: ControlDirectory { ControlDirectory(fs: fixture.fs, fuseStatistics: FuseStatistics(), ownerUID: 0, ownerGID: 0) }
+
+    init() throws {
+        fixture = try FileSystemTests.Fixture()
+    }
 
     func lookup(_ c: ControlDirectory, _ name: String) throws -> InodeAttributes {
         let bytes = Array(name.utf8)
@@ -127,20 +131,26 @@ import Testing
 
     @Test func controlCommandsAndResults() throws {
         let c = control
+        let fs = fixture.fs
+        _ = try fixture.mkdir(1, "dirty")
+        #expect(fs.dirtyObjects > 0)
         let ino = try lookup(c, "control").ino
         let fh = try c.open(ino, flags: O_WRONLY | O_TRUNC)
         #expect(try write(c, ino, fh: fh, Array("sync\n".utf8)) == 5)
-        #expect(backend.syncCount == 1)
+        #expect(fs.dirtyObjects == 0, "sync committed everything")
+        let commits = fs.statistics().commits
         #expect(c.lastResult.hasPrefix("sync: ok"))
+        let cachedBefore = fs.cache.statistics().reduce(0) { $0 + $1.activeObjects }
         #expect(try write(c, ino, fh: fh, Array("drop_caches".utf8)) == 11)
-        #expect(backend.dropCount == 1)
+        #expect(fs.cache.statistics().reduce(0) { $0 + $1.activeObjects } < cachedBefore, "drop_caches evicted")
         let after = c.lastResult
         #expect(after.hasPrefix("drop_caches: freed"))
         for bad: [UInt8] in [[], Array("nonsense\n".utf8), [0xFF, 0xFE], Array(repeating: 0x61, count: 1 << 20), Array("sync sync".utf8)] {
             #expect(throws: FSError(EINVAL)) { try write(c, ino, fh: fh, bad) }
         }
         #expect(c.lastResult == after, "a rejected command changes nothing")
-        #expect(backend.syncCount == 1 && backend.dropCount == 1)
+        _ = try fixture.mkdir(1, "dirty-again")
+        #expect(fs.dirtyObjects > 0 && fs.statistics().commits == commits, "no rejected command synced")
         c.release(fh: fh)
         let rfh = try c.open(ino, flags: O_RDONLY)
         #expect(String(decoding: try c.read(fh: rfh, offset: 0, size: 4096), as: UTF8.self) == after)

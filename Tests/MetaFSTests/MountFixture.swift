@@ -9,26 +9,8 @@ import Testing
 // teardown (fusermount3 -u, then -uz, then SIGKILL of the daemon pid it started, never anything
 // else). Mounts left by a crashed earlier run (under /tmp/metafs-test.*) are swept first.
 //
-// Two kinds of mount:
-//  - .daemon: the real thing. `metafs mkfs` + `metafs mount` with the built binary (next to the
-//    test bundle, or $METAFS_BINARY), FileSystem + Store + MetaCache in the daemon.
-//  - .memory: FuseSession in this process over MountMemoryBackend (a small in-memory file system),
-//    which checks the FUSE glue and the control directory independently of the store.
-// $METAFS_MOUNT_TESTS=daemon|memory|all selects which run (default: all).
-
-enum MountKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case daemon, memory
-    var testDescription: String { rawValue }
-
-    static var enabled: [MountKind] {
-        switch ProcessInfo.processInfo.environment["METAFS_MOUNT_TESTS"] ?? "all" {
-        case "daemon": return [.daemon]
-        case "memory": return [.memory]
-        case "none": return []
-        default: return [.memory, .daemon]
-        }
-    }
-}
+// The daemon is the real thing: `metafs mkfs` + `metafs mount` with the built binary (next to the
+// test bundle, or $METAFS_BINARY), FileSystem + Store + MetaCache in the daemon.
 
 /// The result of a shell command.
 struct ShellResult: CustomStringConvertible {
@@ -178,23 +160,16 @@ enum MountTable {
 
 /// One mounted metafs in a temporary directory.
 final class MountFixture: @unchecked Sendable {
-    let kind: MountKind
     let dir: String
     let store: String
     let mnt: String
     var storeSize = "1G"
     private(set) var daemonPid: pid_t?
-    private(set) var memory: MountMemoryBackend?
-    private var session: FuseSession?
-    private var loopThread: Thread?
-    private let loopDone = NSCondition()
-    private var loopFinished = false
 
     var control: String { mnt + "/.metafs" }
 
-    init(kind: MountKind) throws {
+    init() throws {
         MountTable.sweepStale()
-        self.kind = kind
         var template = Array("/tmp/metafs-test.XXXXXX".utf8CString)
         guard let d = mkdtemp(&template) else { throw FixtureError("mkdtemp: \(errno)") }
         dir = String(cString: d)
@@ -227,73 +202,37 @@ final class MountFixture: @unchecked Sendable {
         throw FixtureError("metafs binary not found (build it: swift build --product metafs, or set METAFS_BINARY); tried \(candidates)")
     }
 
-    /// Makes the store (daemon kind): `metafs mkfs`.
+    /// Makes the store: `metafs mkfs`.
     func mkfs() throws {
-        guard kind == .daemon else {
-            memory = MountMemoryBackend()
-            return
-        }
         let r = Shell.run("'\(try Self.binary())' mkfs '\(store)' --size \(storeSize)", timeout: 120)
         guard r.ok else { throw FixtureError("metafs mkfs failed: \(r)") }
     }
 
-    /// Mounts (daemon: `metafs mount`, which returns once the mount is ready).
+    /// Mounts: `metafs mount`, which returns once the mount is ready.
     func mount(extraArguments: String = "") throws {
-        switch kind {
-        case .daemon:
-            let cmd = "'\(try Self.binary())' mount '\(store)' '\(mnt)' --pid-file '\(dir)/daemon.pid' --log '\(dir)/daemon.log' \(extraArguments)"
-            let r = Shell.run(cmd, timeout: 60)
-            daemonPid = MountTable.readPid(dir + "/daemon.pid")
-            guard r.ok, MountTable.isMounted(mnt) else {
-                throw FixtureError("metafs mount failed: \(r)\nlog:\n\(daemonLog())")
-            }
-        case .memory:
-            if memory == nil { memory = MountMemoryBackend() }
-            var options = FuseMountOptions()
-            options.fsname = store
-            options.maxThreads = 4
-            let s = try FuseSession(backend: memory!, mountpoint: mnt, options: options)
-            session = s
-            loopFinished = false
-            let t = Thread { [self] in
-                s.run()
-                loopDone.lock(); loopFinished = true; loopDone.broadcast(); loopDone.unlock()
-            }
-            t.stackSize = 1 << 20
-            loopThread = t
-            t.start()
+        let cmd = "'\(try Self.binary())' mount '\(store)' '\(mnt)' --pid-file '\(dir)/daemon.pid' --log '\(dir)/daemon.log' \(extraArguments)"
+        let r = Shell.run(cmd, timeout: 60)
+        daemonPid = MountTable.readPid(dir + "/daemon.pid")
+        guard r.ok, MountTable.isMounted(mnt) else {
+            throw FixtureError("metafs mount failed: \(r)\nlog:\n\(daemonLog())")
         }
     }
 
     func daemonLog() -> String { (try? String(contentsOfFile: dir + "/daemon.log", encoding: .utf8)) ?? "" }
 
-    /// Unmounts and waits for the daemon (or the in-process loop) to finish writing back.
-    /// Returns whether everything ended cleanly.
+    /// Unmounts and waits for the daemon to finish writing back. Returns whether everything
+    /// ended cleanly (a daemon that had to be killed did not).
     @discardableResult
     func unmount(timeout: Double = 60) -> Bool {
         var clean = MountTable.unmount(mnt)
-        switch kind {
-        case .daemon:
-            if let pid = daemonPid {
-                let deadline = Shell.monotonic() + timeout
-                while kill(pid, 0) == 0 && MountTable.isMetafsDaemon(pid) && Shell.monotonic() < deadline { usleep(20_000) }
-                if MountTable.isMetafsDaemon(pid) {
-                    kill(pid, SIGKILL)
-                    clean = false
-                }
-                daemonPid = nil
+        if let pid = daemonPid {
+            let deadline = Shell.monotonic() + timeout
+            while kill(pid, 0) == 0 && MountTable.isMetafsDaemon(pid) && Shell.monotonic() < deadline { usleep(20_000) }
+            if MountTable.isMetafsDaemon(pid) {
+                kill(pid, SIGKILL)
+                clean = false
             }
-        case .memory:
-            if session != nil {
-                loopDone.lock()
-                let deadline = Date(timeIntervalSinceNow: timeout)
-                while !loopFinished { if !loopDone.wait(until: deadline) { break } }
-                let finished = loopFinished
-                loopDone.unlock()
-                if !finished { clean = false }
-                session = nil
-                loopThread = nil
-            }
+            daemonPid = nil
         }
         return clean
     }
@@ -325,8 +264,8 @@ final class MountFixture: @unchecked Sendable {
 }
 
 /// Runs `body` on a fresh, mounted store; always unmounts and cleans up afterwards.
-func withMount(_ kind: MountKind, mountArguments: String = "", _ body: (MountFixture) throws -> Void) throws {
-    let f = try MountFixture(kind: kind)
+func withMount(mountArguments: String = "", _ body: (MountFixture) throws -> Void) throws {
+    let f = try MountFixture()
     defer { f.teardown() }
     try f.mkfs()
     try f.mount(extraArguments: mountArguments)

@@ -4,12 +4,8 @@ import Glibc
 import Testing
 
 // Live-mount tests: real shell tools against a fresh store in a temporary directory (issue 3,
-// "What it must show"). Every test mounts through `withMount`, which always unmounts. They run
-// for both mount kinds (see MountFixture.swift): `.memory` checks the FUSE glue and control
-// directory today; `.daemon` is the real metafs (FileSystem + Store + MetaCache).
-
-/// Kinds for tests that need the real file system (persistence, fsck, caches, signals).
-let daemonOnly = MountKind.enabled.filter { $0 == .daemon }
+// "What it must show"). Every test mounts the real metafs daemon (FileSystem + Store + MetaCache)
+// through `withMount`, which always unmounts.
 
 /// A listing of every name (type, mode, size, links, owner, mtime, symlink target) and the
 /// checksum of every regular file under `dir`, excluding the control directory.
@@ -19,9 +15,9 @@ let treeFingerprint = """
     """
 
 @Suite(.serialized) struct MountTests {
-    @Test(.timeLimit(.minutes(3)), arguments: MountKind.enabled)
-    func mkdirDeepTrees(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(3)))
+    func mkdirDeepTrees() throws {
+        try withMount() { m in
             m.check("mkdir -p $(printf 'd%02d/' $(seq 1 60)) && test -d d01/d02/d03/d04/d05/d06/d07/d08/d09/d10")
             m.check("cd $(printf 'd%02d/' $(seq 1 60)) && touch leaf && test -f leaf && pwd | grep -q d60")
             m.check("mkdir -p wide/{a,b,c,d,e}/{1,2,3,4,5}/{x,y,z} && test $(find wide -type d | wc -l) -eq 106")
@@ -32,9 +28,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(5)), arguments: MountKind.enabled)
-    func copyTreeAndDiff(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(5)))
+    func copyTreeAndDiff() throws {
+        try withMount() { m in
             m.check("mkdir inc && cp -a /usr/include/linux /usr/include/x86_64-linux-gnu /usr/include/png.h /usr/include/tk inc/", timeout: 240)
             m.check("diff -r --no-dereference /usr/include/linux inc/linux && diff -r --no-dereference /usr/include/x86_64-linux-gnu inc/x86_64-linux-gnu",
                     timeout: 240)
@@ -52,9 +48,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(5)), arguments: MountKind.enabled)
-    func tarRoundTrip(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(5)))
+    func tarRoundTrip() throws {
+        try withMount() { m in
             m.check("mkdir t && tar -C /usr/include -cf - linux fuse3 | tar -C t -xf -", timeout: 240)
             m.check("mkdir $DIR/out && tar -C t -cf - . | tar -C $DIR/out -xf - && diff -r /usr/include/linux $DIR/out/linux && diff -r /usr/include/fuse3 $DIR/out/fuse3",
                     timeout: 240)
@@ -62,9 +58,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(3)), arguments: MountKind.enabled)
-    func findCounts(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(3)))
+    func findCounts() throws {
+        try withMount() { m in
             m.check("for d in $(seq 1 10); do mkdir -p f/$d; for i in $(seq 1 100); do : > f/$d/file$i; done; done", timeout: 120)
             let r = m.check("find f | wc -l")
             #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1011")
@@ -72,9 +68,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(3)), arguments: MountKind.enabled)
-    func moves(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(3)))
+    func moves() throws {
+        try withMount() { m in
             m.check("mkdir -p a/sub b && echo one > a/f && echo two > a/g && echo three > a/sub/h")
             m.check("mv a/f a/f2 && test ! -e a/f && test \"$(cat a/f2)\" = one", "rename within a directory")
             m.check("mv a/f2 b/ && test \"$(cat b/f2)\" = one && test ! -e a/f2", "move across directories")
@@ -101,9 +97,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(3)), arguments: MountKind.enabled)
-    func links(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(3)))
+    func links() throws {
+        try withMount() { m in
             m.check("echo data > a && ln a b && test $(stat -c %h a) -eq 2 && test $(stat -c %i a) -eq $(stat -c %i b)")
             m.check("ln -s a s && test \"$(readlink s)\" = a && test \"$(cat s)\" = data && test -L s")
             m.check("ln -s /no/such/target dangling && test \"$(readlink dangling)\" = /no/such/target && ! test -e dangling")
@@ -114,9 +110,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(3)), arguments: MountKind.enabled)
-    func attributes(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(3)))
+    func attributes() throws {
+        try withMount() { m in
             m.check("touch f && chmod 4751 f && test $(stat -c %a f) = 4751 && chmod 0600 f && test $(stat -c %a f) = 600")
             m.check("chown 1234:5678 f && test \"$(stat -c %u:%g f)\" = 1234:5678")
             m.check("touch -d '2001-02-03 04:05:06.123456789 UTC' f && test \"$(TZ=UTC stat -c %y f)\" = '2001-02-03 04:05:06.123456789 +0000'")
@@ -130,9 +126,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(3)), arguments: MountKind.enabled)
-    func truncateDdAndSparseFiles(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(3)))
+    func truncateDdAndSparseFiles() throws {
+        try withMount() { m in
             m.check("head -c 300000 /dev/urandom > $DIR/ref && cp $DIR/ref f && cmp f $DIR/ref")
             m.check("truncate -s 100000 f && truncate -s 100000 $DIR/ref && cmp f $DIR/ref && test $(stat -c %s f) -eq 100000")
             m.check("truncate -s 5000000 f && truncate -s 5000000 $DIR/ref && cmp f $DIR/ref")
@@ -168,9 +164,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(3)), arguments: MountKind.enabled)
-    func removeTrees(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(3)))
+    func removeTrees() throws {
+        try withMount() { m in
             m.check("cp -a /usr/include/linux tree && mkdir -p tree/deep/er/est && ln -s x tree/deep/l && ln tree/deep/../kernel.h tree/hard",
                     timeout: 120)
             m.check("rm -rf tree && ! test -e tree && test -z \"$(ls -A)\"", timeout: 120)
@@ -179,9 +175,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(2)), arguments: MountKind.enabled)
-    func longNames(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(2)))
+    func longNames() throws {
+        try withMount() { m in
             m.check("n=$(printf 'a%.0s' $(seq 1 255)); touch $n && test -f $n && ls | grep -qx $n && mkdir d$(printf 'b%.0s' $(seq 1 254))")
             m.check("n=$(printf 'é%.0s' $(seq 1 127))x; touch \"$n\" && test -f \"$n\"", "255 bytes of UTF-8")
             for op in ["touch", "mkdir", "ln -s x", "mkfifo"] {
@@ -194,9 +190,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(2)), arguments: MountKind.enabled)
-    func extendedAttributes(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(2)))
+    func extendedAttributes() throws {
+        try withMount() { m in
             m.check("touch f && setfattr -n user.color -v blue f && test \"$(getfattr --only-values -n user.color f)\" = blue")
             m.check("setfattr -n user.empty f && setfattr -n user.big -v \"$(head -c 3000 /dev/zero | tr '\\0' z)\" f")
             m.check("test $(getfattr --only-values -n user.big f | wc -c) -eq 3000")
@@ -225,9 +221,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(4)), arguments: MountKind.enabled)
-    func concurrentWriters(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(4)))
+    func concurrentWriters() throws {
+        try withMount() { m in
             m.check("""
                 mkdir w
                 for j in $(seq 1 8); do
@@ -249,9 +245,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(5)), arguments: MountKind.enabled)
-    func remountKeepsEverything(_ kind: MountKind) throws {
-        let f = try MountFixture(kind: kind)
+    @Test(.timeLimit(.minutes(5)))
+    func remountKeepsEverything() throws {
+        let f = try MountFixture()
         defer { f.teardown() }
         try f.mkfs()
         try f.mount()
@@ -272,15 +268,13 @@ let treeFingerprint = """
         }
         f.check("test \"$(getfattr --only-values -n user.k hl)\" = v && diff -r /usr/include/linux linux", timeout: 120)
         #expect(f.unmount())
-        if kind == .daemon {
-            let fsck = Shell.run("'\(try MountFixture.binary())' fsck '\(f.store)'", timeout: 300)
-            #expect(fsck.ok, "fsck: \(fsck)")
-        }
+        let fsck = Shell.run("'\(try MountFixture.binary())' fsck '\(f.store)'", timeout: 300)
+        #expect(fsck.ok, "fsck: \(fsck)")
     }
 
-    @Test(.timeLimit(.minutes(4)), arguments: daemonOnly)
-    func slabinfoGrowsOnWalkAndShrinksAfterDropCaches(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(4)))
+    func slabinfoGrowsOnWalkAndShrinksAfterDropCaches() throws {
+        try withMount() { m in
             m.check("cp -a /usr/include/linux tree && cp -a /usr/include/x86_64-linux-gnu tree2", timeout: 240)
             m.check("sync && echo drop_caches > $CTL/control")
             let base = slabCounts(m.read(m.control + "/slabinfo"))
@@ -300,9 +294,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(3)), arguments: MountKind.enabled)
-    func controlDirectory(_ kind: MountKind) throws {
-        try withMount(kind) { m in
+    @Test(.timeLimit(.minutes(3)))
+    func controlDirectory() throws {
+        try withMount() { m in
             m.check("test \"$(ls $CTL | tr '\\n' ' ')\" = 'control metrics slabinfo stats stats.json '")
             m.check("! ls -a $MNT | grep -q metafs && test $(find $MNT | wc -l) -eq 1", "hidden from the root's listing")
             m.check("test -d $CTL && test $(stat -c %a $CTL) = 555 && test $(stat -c %a $CTL/stats) = 444 && test $(stat -c %a $CTL/control) = 644")
@@ -358,9 +352,9 @@ let treeFingerprint = """
         }
     }
 
-    @Test(.timeLimit(.minutes(3)), arguments: daemonOnly)
-    func signalsUnmountCleanly(_ kind: MountKind) throws {
-        let f = try MountFixture(kind: kind)
+    @Test(.timeLimit(.minutes(3)))
+    func signalsUnmountCleanly() throws {
+        let f = try MountFixture()
         defer { f.teardown() }
         try f.mkfs()
         for sig in ["TERM", "INT"] {
@@ -381,9 +375,9 @@ let treeFingerprint = """
         #expect(fsck.ok, "\(fsck)")
     }
 
-    @Test(.timeLimit(.minutes(2)), arguments: daemonOnly)
-    func cliErrorsNameTheProblem(_ kind: MountKind) throws {
-        let f = try MountFixture(kind: kind)
+    @Test(.timeLimit(.minutes(2)))
+    func cliErrorsNameTheProblem() throws {
+        let f = try MountFixture()
         defer { f.teardown() }
         let bin = try MountFixture.binary()
         func expectFailure(_ cmd: String, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) {

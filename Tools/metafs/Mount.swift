@@ -93,7 +93,7 @@ struct Mount: ParsableCommand {
         options.fsname = store
         let session: FuseSession
         do {
-            session = try FuseSession(backend: fs, mountpoint: mountpoint, options: options)
+            session = try FuseSession(fileSystem: fs, mountpoint: mountpoint, options: options)
         } catch {
             fs.shutdown()
             throw CLIError(error.message)

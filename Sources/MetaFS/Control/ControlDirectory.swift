@@ -39,7 +39,7 @@ public final class ControlDirectory: @unchecked Sendable {
         var data: [UInt8]
     }
 
-    let backend: any FileSystemBackend
+    let fs: FileSystem
     let fuseStatistics: FuseStatistics
     let nodes: [Node]
     let mountTime: Timespec
@@ -50,9 +50,9 @@ public final class ControlDirectory: @unchecked Sendable {
     /// Serialises control commands; holds the result of the last one.
     private let commandState = Mutex<String>("")
 
-    public init(backend: any FileSystemBackend, fuseStatistics: FuseStatistics,
+    public init(fs: FileSystem, fuseStatistics: FuseStatistics,
                 ownerUID: UInt32 = getuid(), ownerGID: UInt32 = getgid()) {
-        self.backend = backend
+        self.fs = fs
         self.fuseStatistics = fuseStatistics
         self.ownerUID = ownerUID
         self.ownerGID = ownerGID
@@ -187,11 +187,11 @@ public final class ControlDirectory: @unchecked Sendable {
             var result: String
             switch command {
             case .sync:
-                try backend.sync()
+                try fs.sync()
                 result = "sync: ok"
             case .dropCaches:
                 let before = processRSSBytes()
-                let freed = backend.dropCaches()
+                let freed = fs.dropCaches()
                 let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
                 result = "drop_caches: freed \(freed.objects) objects, \(freed.pages) pages (\(ControlRendering.humanBytes(UInt64(freed.pages * pageSize)))); rss \(ControlRendering.humanBytes(before)) -> \(ControlRendering.humanBytes(processRSSBytes()))"
             }
@@ -208,13 +208,13 @@ public final class ControlDirectory: @unchecked Sendable {
     // MARK: rendering
 
     public func snapshot() -> ControlSnapshot {
-        ControlSnapshot(statistics: backend.statistics(), fuse: fuseStatistics.snapshot(), rssBytes: processRSSBytes(),
+        ControlSnapshot(statistics: fs.statistics(), fuse: fuseStatistics.snapshot(), rssBytes: processRSSBytes(),
                         uptimeSeconds: ControlDirectory.monotonicSeconds() - startMonotonic)
     }
 
     public func render(_ content: Content) -> [UInt8] {
         switch content {
-        case .slabinfo: return Array(backend.cache.slabinfo().utf8)
+        case .slabinfo: return Array(fs.cache.slabinfo().utf8)
         case .stats: return Array(ControlRendering.stats(snapshot()).utf8)
         case .statsJSON: return Array(ControlRendering.json(snapshot()).utf8)
         case .metrics: return Array(ControlRendering.metrics(snapshot()).utf8)

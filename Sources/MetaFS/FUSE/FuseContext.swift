@@ -5,17 +5,17 @@ import Synchronization
 
 /// What every request handler needs; passed to libfuse as the session's userdata (Unmanaged).
 final class FuseContext: @unchecked Sendable {
-    let fs: any FileSystemBackend
+    let fs: FileSystem
     let control: ControlDirectory
     let stats: FuseStatistics
     let options: FuseMountOptions
     private let shutDown = Mutex(false)
 
-    init(fs: any FileSystemBackend, options: FuseMountOptions, stats: FuseStatistics) {
+    init(fs: FileSystem, options: FuseMountOptions, stats: FuseStatistics) {
         self.fs = fs
         self.options = options
         self.stats = stats
-        self.control = ControlDirectory(backend: fs, fuseStatistics: stats)
+        self.control = ControlDirectory(fs: fs, fuseStatistics: stats)
     }
 
     /// Writes everything back and closes the store, once (destroy, signal, or unmount).

@@ -11,7 +11,7 @@ public struct FuseSessionError: Error, CustomStringConvertible, Sendable {
 /// One mounted metafs: a libfuse low-level session over a file system, served by a
 /// multi-threaded loop. Typical use (the `metafs mount --foreground` daemon):
 ///
-///     let session = try FuseSession(backend: fs, mountpoint: mnt, options: opts)
+///     let session = try FuseSession(fileSystem: fs, mountpoint: mnt, options: opts)
 ///     session.installSignalHandlers()   // SIGINT/SIGTERM/SIGHUP end the loop
 ///     session.run()                     // returns after unmount or a signal; writes back, unmounts
 public final class FuseSession: @unchecked Sendable {
@@ -44,11 +44,11 @@ public final class FuseSession: @unchecked Sendable {
     }
 
     /// Creates the session and mounts it (the kernel starts sending requests once `run` runs).
-    public init(backend: any FileSystemBackend, mountpoint: String, options: FuseMountOptions = .init()) throws(FuseSessionError) {
+    public init(fileSystem: FileSystem, mountpoint: String, options: FuseMountOptions = .init()) throws(FuseSessionError) {
         self.mountpoint = mountpoint
         self.options = options
         self.statistics = FuseStatistics()
-        self.context = FuseContext(fs: backend, options: options, stats: statistics)
+        self.context = FuseContext(fs: fileSystem, options: options, stats: statistics)
         self.userdata = Unmanaged.passRetained(context)
 
         var argv = ["metafs", "-o", FuseSession.mountOptionString(options)]
