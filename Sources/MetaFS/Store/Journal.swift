@@ -154,7 +154,7 @@ extension Store {
         let freedInodes = tx.freedInodes.map { ($0, home.inodeInUse($0)) }
 
         if !homes.isEmpty {
-            guard homes.count <= maxTransactionBlocks else {
+            guard homes.count <= maxTransactionBlocks + 1 else {
                 throw .noSpace("transaction of \(homes.count) blocks exceeds the journal's \(maxTransactionBlocks)")
             }
             let sequence = nextSequence

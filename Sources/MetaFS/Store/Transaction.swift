@@ -92,6 +92,15 @@ public final class StoreTransaction {
         }
     }
 
+    /// The superblock image at commit, past the operation limit.
+    private func modifyUnchecked(_ b: UInt64) throws(StoreError) -> UnsafeMutableRawPointer {
+        if let p = images[b] { return p }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: Layout.blockSize, alignment: 64)
+        p.copyMemory(from: store.mapping.block(b), byteCount: Layout.blockSize)
+        images[b] = p
+        return p
+    }
+
     /// A private, writable image of block `b` (copied from home on first use).
     func modify(_ b: UInt64, header: Bool = false) throws(StoreError) -> UnsafeMutableRawPointer {
         if header { headerBlocks.insert(b) }
@@ -299,6 +308,12 @@ public final class StoreTransaction {
     /// Persist the data noted with `noteDataWritten`, then journal, checkpoint and release.
     public func commit() throws(StoreError) {
         try checkOpen()
+        // Bitmap checksums live in the superblock (maxTransactionBlocks leaves room for it).
+        let bitmaps = images.keys.filter { sb.bitmapCRCSlot($0) != nil }
+        if !bitmaps.isEmpty {
+            let sp = try modifyUnchecked(0)
+            for b in bitmaps { st32(sp, sb.bitmapCRCSlot(b)!, CRC32C.checksum(images[b]!, Layout.blockSize)) }
+        }
         finished = true
         defer { store.gate.leave() }
         try store.commit(self)
@@ -311,4 +326,5 @@ extension StoreTransaction: MetaView {
         return UnsafeRawPointer(store.mapping.block(b))
     }
     @inline(__always) func isPrivate(_ b: UInt64) -> Bool { images[b] != nil }
+    var verifyChecksums: Bool { true }
 }
