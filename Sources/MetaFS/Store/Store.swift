@@ -26,6 +26,8 @@ public final class Store: @unchecked Sendable {
     public let maxTransactionBlocks: Int
     /// Sequence number of the next journal transaction (under the gate).
     var nextSequence: UInt64 = 1
+    /// A commit failed after its record was durable: no further commits until reopened.
+    var journalAborted = false
     private let state = Atomic<UInt8>(0)   // bit 0: closed, bit 1: stopped by a simulated crash
     var closed: Bool {
         get { state.load(ordering: .acquiring) & 1 != 0 }

@@ -25,6 +25,8 @@ public final class StoreTransaction {
     /// Blocks the transaction allocated for its own metadata (released if it is aborted).
     var metaBlocks: [UInt64] = []
     var finished = false
+    /// Set once the commit record is durable.
+    var durable = false
 
     // Undo log of the operation in progress: a block's image before the operation (nil: new).
     private var undo: [UInt64: UnsafeMutableRawPointer?] = [:]
