@@ -202,6 +202,7 @@ public final class StoreTransaction {
     /// An inode reserved but never written to the store just has its reservation released.
     public func freeInode(_ ino: UInt64) throws(StoreError) {
         try operation { () throws(StoreError) in
+            guard ino != Layout.rootIno else { throw StoreError(EPERM, "the root directory cannot be freed") }
             guard let raw = try rawInode(ino) else {
                 freedInodes.append(ino)   // a reservation: released after commit if still reserved
                 return
