@@ -34,7 +34,7 @@ extension Store {
 
     private func runCheck() -> [String] {
         var f = Findings()
-        let h = home
+        let h = HomeView(sb: sb, mapping: mapping)   // always verifies checksums
         // Pass 0: superblock and journal.
         do {
             let now = try Superblock.decode(h.block(0), fileSize: sb.fileSize)
@@ -42,6 +42,7 @@ extension Store {
             a.state = 0; b.state = 0; a.orphanHead = 0; b.orphanHead = 0; a.mountCount = 0; b.mountCount = 0
             if a != b { f.add("superblock", "superblock geometry changed while open") }
         } catch { f.add("superblock", error.message) }
+        do { try sb.verifyBitmaps(superblock: h.block(0)) { h.block($0) } } catch { f.add("bitmap", error.message) }
         do {
             let (seq, record) = try scanJournal()
             if let record { f.add("journal", "journal holds committed transaction \(seq) (\(record.blocks.count) blocks) not yet checkpointed") }
@@ -219,7 +220,7 @@ extension Store {
     /// that the extent map holds exactly the index and leaf blocks.
     private func checkDirectory(_ dir: UInt64, _ raw: RawInode, _ list: [StoreExtent], _ f: inout Findings,
                                 _ entries: inout [(dir: UInt64, name: [UInt8], ino: UInt64, type: UInt8)]) {
-        let h = home
+        let h = HomeView(sb: sb, mapping: mapping)   // always verifies checksums
         if raw.dirLeaves == 0 {
             if !list.isEmpty || raw.dirEntries != 0 { f.add("directory", "directory \(dir) has no leaves but \(list.count) blocks and \(raw.dirEntries) entries") }
             return

@@ -22,7 +22,7 @@ extension MetaView {
     /// Check a data-area metadata block's magic and owner, and its checksum unless it is a private
     /// (not yet sealed) image of the transaction reading it.
     func verifyBlock(_ b: UInt64, magic: UInt32, owner: UInt64, what: String) throws(StoreError) {
-        try BlockHeader.verify(block(b), block: b, magic: magic, owner: owner, what: what, checksum: !isPrivate(b))
+        try BlockHeader.verify(block(b), block: b, magic: magic, owner: owner, what: what, checksum: verifyChecksums && !isPrivate(b))
     }
 
     /// Visit the overflow blocks of an inode's extent map (verifying each).

@@ -8,6 +8,8 @@ protocol MetaView {
     func block(_ b: UInt64) -> UnsafeRawPointer
     /// True for a transaction's private image (not sealed until commit).
     func isPrivate(_ b: UInt64) -> Bool
+    /// Whether reads check block checksums (magic, owner and bounds are always checked).
+    var verifyChecksums: Bool { get }
 }
 
 /// The committed metadata in the mapping. Callers hold the store's read lock (or the transaction
@@ -15,6 +17,7 @@ protocol MetaView {
 struct HomeView: MetaView {
     let sb: Superblock
     let mapping: Mapping
+    var verifyChecksums = true
     @inline(__always) func block(_ b: UInt64) -> UnsafeRawPointer { UnsafeRawPointer(mapping.block(b)) }
     @inline(__always) func isPrivate(_ b: UInt64) -> Bool { false }
 }

@@ -130,10 +130,31 @@ extension Store {
         }
     }
 
-    /// The commit protocol (called with the transaction gate held).
+    /// The commit protocol (called with the transaction gate held). A failure before the commit
+    /// record is durable leaves the store as it was (the journal's sequence moves on, so nothing of
+    /// the failed record can be replayed); a failure after it aborts the journal, as jbd2 does:
+    /// further commits fail with EIO and the next open replays the transaction.
     func commit(_ tx: StoreTransaction) throws(StoreError) {
         guard !crashed else { throw .io("store stopped by a simulated crash") }
         guard !closed else { throw .io("store is closed") }
+        guard !journalAborted else { throw .io("journal aborted after an I/O error during a commit; unmount and open the store again to recover") }
+        do {
+            try commitSteps(tx)
+        } catch {
+            if crashed { throw error }
+            if tx.durable {
+                journalAborted = true
+            } else {
+                releaseReservations(blocks: tx.metaBlocks)
+                nextSequence += 1
+                JournalHeader.write(mapping.block(sb.journalStart), sequence: nextSequence)
+                try? mapping.persistBlocks(sb.journalStart, count: 1)
+            }
+            throw error
+        }
+    }
+
+    private func commitSteps(_ tx: StoreTransaction) throws(StoreError) {
         // 1. Data first: the metadata about to be committed may point at it.
         try persistNotedData()
 
@@ -154,7 +175,7 @@ extension Store {
         let freedInodes = tx.freedInodes.map { ($0, home.inodeInUse($0)) }
 
         if !homes.isEmpty {
-            guard homes.count <= maxTransactionBlocks else {
+            guard homes.count <= maxTransactionBlocks + 1 else {
                 throw .noSpace("transaction of \(homes.count) blocks exceeds the journal's \(maxTransactionBlocks)")
             }
             let sequence = nextSequence
@@ -195,6 +216,7 @@ extension Store {
             st32(c, JournalFormat.oDataChecksum, crc)
             st32(c, 4, CRC32C.checksum(c, JournalFormat.headerBytes, skippingFieldAt: 4))
             try mapping.persistBlocks(pos, count: 1)
+            tx.durable = true
             if crashPoint == .afterCommitRecord { try crash() }
             // 4. Checkpoint, excluding readers while home locations change.
             lock.withWrite {

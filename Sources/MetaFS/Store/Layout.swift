@@ -59,7 +59,13 @@ struct Superblock: Equatable {
     static let oJournalStart = 40, oJournalBlocks = 48, oIBStart = 56, oIBBlocks = 64, oBBStart = 72
     static let oBBBlocks = 80, oITStart = 88, oITBlocks = 96, oDataStart = 104, oState = 112, oChecksum = 116
     static let oOrphanHead = 120, oCreated = 128, oMountCount = 136
-    static let checkedBytes = 256
+    static let headerBytes = 256
+    /// The checksum covers the whole block, including the bitmap checksum table.
+    static let checkedBytes = Layout.blockSize
+    /// CRC32C of each bitmap block (inode bitmap, then block bitmap), from byte 512: 896 entries,
+    /// enough for stores up to ~89 GiB; bitmap blocks past the table are not checksummed.
+    static let oBitmapCRCs = 512
+    static let maxBitmapCRCs = (Layout.blockSize - oBitmapCRCs) / 4
 
     /// Geometry for a new store of `size` bytes.
     static func geometry(size: UInt64, inodeCount requested: UInt64?) throws(StoreError) -> Superblock {
@@ -90,7 +96,7 @@ struct Superblock: Equatable {
     }
 
     func encode(into p: UnsafeMutableRawPointer) {
-        memset(p, 0, Superblock.checkedBytes)
+        memset(p, 0, Superblock.headerBytes)
         p.storeBytes(of: Layout.magic.littleEndian, toByteOffset: Self.oMagic, as: UInt64.self)
         p.storeBytes(of: Layout.version.littleEndian, toByteOffset: Self.oVersion, as: UInt32.self)
         p.storeBytes(of: UInt32(Layout.blockSize).littleEndian, toByteOffset: Self.oBlockSize, as: UInt32.self)
@@ -174,9 +180,30 @@ struct Superblock: Equatable {
         guard orphanHead < inodeCount else { throw .corrupt("superblock orphan list head \(orphanHead) is out of range") }
     }
 
+    var bitmapBlocks: UInt64 { inodeBitmapBlocks + blockBitmapBlocks }
+
+    /// The bitmap-checksum slot of block `b`, if it is a checksummed bitmap block.
+    func bitmapCRCSlot(_ b: UInt64) -> Int? {
+        guard b >= inodeBitmapStart, b < inodeBitmapStart + bitmapBlocks else { return nil }
+        let i = Int(b - inodeBitmapStart)
+        return i < Superblock.maxBitmapCRCs ? Superblock.oBitmapCRCs + i * 4 : nil
+    }
+
+    /// Name the first bitmap block whose checksum does not match the table in the superblock image `sp`.
+    func verifyBitmaps(superblock sp: UnsafeRawPointer, block: (UInt64) -> UnsafeRawPointer) throws(StoreError) {
+        for b in inodeBitmapStart..<inodeBitmapStart + bitmapBlocks {
+            guard let slot = bitmapCRCSlot(b) else { break }
+            if ld32(sp, slot) != CRC32C.checksum(block(b), Layout.blockSize) {
+                let inInodes = b < blockBitmapStart
+                let n = inInodes ? b - inodeBitmapStart : b - blockBitmapStart
+                throw .corrupt("\(inInodes ? "inode" : "block") bitmap block \(n) checksum mismatch")
+            }
+        }
+    }
+
     /// The number of blocks a transaction may modify so that it fits the journal.
     var maxTransactionBlocks: Int {
-        let usable = Int(journalBlocks) - 2   // header + commit block
+        let usable = Int(journalBlocks) - 3   // header, commit block, and room for the superblock
         let perDescriptor = JournalFormat.tagsPerDescriptor
         // n data blocks need ceil(n / perDescriptor) descriptors.
         return usable - (usable + perDescriptor) / (perDescriptor + 1)

@@ -75,13 +75,15 @@ final class Mapping: @unchecked Sendable {
     var persistCount: UInt64 { persists.load(ordering: .relaxed) }
     var persistedBytes: UInt64 { bytes.load(ordering: .relaxed) }
 
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
     @inline(__always) func block(_ b: UInt64) -> UnsafeMutableRawPointer { base + Int(b) << Layout.blockShift }
 
     /// The only durability barrier: msync(MS_SYNC) of the pages covering [offset, offset+length).
     func persist(offset: Int, length: Int) throws(StoreError) {
         guard length > 0 else { return }
         precondition(offset >= 0 && offset + length <= self.length, "persist range out of the store")
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let page = Mapping.pageSize
         let start = offset & ~(page - 1)
         let end = min((offset + length + page - 1) & ~(page - 1), self.length)
         persists.add(1, ordering: .relaxed); bytes.add(UInt64(end - start), ordering: .relaxed)

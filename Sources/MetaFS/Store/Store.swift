@@ -26,8 +26,23 @@ public final class Store: @unchecked Sendable {
     public let maxTransactionBlocks: Int
     /// Sequence number of the next journal transaction (under the gate).
     var nextSequence: UInt64 = 1
-    var closed = false
-    var crashed = false
+    /// A commit failed after its record was durable: no further commits until reopened.
+    var journalAborted = false
+    private let state = Atomic<UInt8>(0)   // bit 0: closed, bit 1: stopped by a simulated crash
+    var closed: Bool {
+        get { state.load(ordering: .acquiring) & 1 != 0 }
+        set { if newValue { state.bitwiseOr(1, ordering: .releasing) } else { state.bitwiseAnd(~1, ordering: .releasing) } }
+    }
+    var crashed: Bool {
+        get { state.load(ordering: .acquiring) & 2 != 0 }
+        set { if newValue { state.bitwiseOr(2, ordering: .releasing) } else { state.bitwiseAnd(~2, ordering: .releasing) } }
+    }
+    /// Verify block checksums on every metadata read (always in check() and at open).
+    public var verifyChecksumsOnRead: Bool {
+        get { verifyReads.load(ordering: .relaxed) }
+        set { verifyReads.store(newValue, ordering: .relaxed) }
+    }
+    let verifyReads = Atomic<Bool>(true)
     public internal(set) var recovered = false
     /// What open did to recover: journal blocks replayed, orphans freed.
     public internal(set) var recoveryNotes: [String] = []
@@ -95,6 +110,11 @@ public final class Store: @unchecked Sendable {
         let home = HomeView(sb: sb, mapping: mapping)
         let (ib, io) = home.inodeLocation(Layout.rootIno)
         root.encode(mapping.block(ib) + io)
+        for b in sb.inodeBitmapStart..<sb.inodeBitmapStart + sb.bitmapBlocks {
+            guard let slot = sb.bitmapCRCSlot(b) else { break }
+            st32(mapping.block(0), slot, CRC32C.checksum(mapping.block(b), Layout.blockSize))
+        }
+        Superblock.seal(mapping.block(0))
         try mapping.persist(offset: 0, length: Int(sb.fileSize))
         guard fsync(fd) == 0 else { throw .system("fsync of the new store file \(path)") }
         mapping.unmap()
@@ -134,6 +154,7 @@ public final class Store: @unchecked Sendable {
         let replayed = try probe.replayJournal()
         // The superblock may have been replayed: read it again.
         sb = try Superblock.decode(mapping.block(0), fileSize: size)
+        try sb.verifyBitmaps(superblock: mapping.block(0)) { UnsafeRawPointer(mapping.block($0)) }
         let store = Store(path: path, sb: sb, mapping: mapping)
         store.nextSequence = probe.nextSequence
         store.recovered = sb.state != Layout.stateClean || replayed > 0
@@ -183,7 +204,7 @@ public final class Store: @unchecked Sendable {
         if closed { throw .io("store is closed") }
     }
 
-    var home: HomeView { HomeView(sb: sb, mapping: mapping) }
+    var home: HomeView { HomeView(sb: sb, mapping: mapping, verifyChecksums: verifyReads.load(ordering: .relaxed)) }
 
     // MARK: reads of committed metadata
 

@@ -25,6 +25,8 @@ public final class StoreTransaction {
     /// Blocks the transaction allocated for its own metadata (released if it is aborted).
     var metaBlocks: [UInt64] = []
     var finished = false
+    /// Set once the commit record is durable.
+    var durable = false
 
     // Undo log of the operation in progress: a block's image before the operation (nil: new).
     private var undo: [UInt64: UnsafeMutableRawPointer?] = [:]
@@ -90,6 +92,15 @@ public final class StoreTransaction {
             headerBlocks = marks.5
             throw error
         }
+    }
+
+    /// The superblock image at commit, past the operation limit.
+    private func modifyUnchecked(_ b: UInt64) throws(StoreError) -> UnsafeMutableRawPointer {
+        if let p = images[b] { return p }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: Layout.blockSize, alignment: 64)
+        p.copyMemory(from: store.mapping.block(b), byteCount: Layout.blockSize)
+        images[b] = p
+        return p
     }
 
     /// A private, writable image of block `b` (copied from home on first use).
@@ -191,6 +202,7 @@ public final class StoreTransaction {
     /// An inode reserved but never written to the store just has its reservation released.
     public func freeInode(_ ino: UInt64) throws(StoreError) {
         try operation { () throws(StoreError) in
+            guard ino != Layout.rootIno else { throw StoreError(EPERM, "the root directory cannot be freed") }
             guard let raw = try rawInode(ino) else {
                 freedInodes.append(ino)   // a reservation: released after commit if still reserved
                 return
@@ -299,6 +311,12 @@ public final class StoreTransaction {
     /// Persist the data noted with `noteDataWritten`, then journal, checkpoint and release.
     public func commit() throws(StoreError) {
         try checkOpen()
+        // Bitmap checksums live in the superblock (maxTransactionBlocks leaves room for it).
+        let bitmaps = images.keys.filter { sb.bitmapCRCSlot($0) != nil }
+        if !bitmaps.isEmpty {
+            let sp = try modifyUnchecked(0)
+            for b in bitmaps { st32(sp, sb.bitmapCRCSlot(b)!, CRC32C.checksum(images[b]!, Layout.blockSize)) }
+        }
         finished = true
         defer { store.gate.leave() }
         try store.commit(self)
@@ -311,4 +329,5 @@ extension StoreTransaction: MetaView {
         return UnsafeRawPointer(store.mapping.block(b))
     }
     @inline(__always) func isPrivate(_ b: UInt64) -> Bool { images[b] != nil }
+    var verifyChecksums: Bool { true }
 }
