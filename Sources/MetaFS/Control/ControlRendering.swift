@@ -78,11 +78,16 @@ public enum ControlRendering {
         out += "  inodes \(st.storeInodes - st.storeFreeInodes) used / \(st.storeInodes), \(st.storeFreeInodes) free\n"
         out += "  commits \(st.commits), objects committed \(st.committedObjects)\n"
         out += "\nkernel: known inodes \(st.knownInodes), open files \(st.openFiles)\n"
-        out += "\nfuse operations:\n"
-        out += pad("op", 18, left: true) + pad("count", 12) + pad("errors", 10) + pad("bytes", 14) + "\n"
+        out += "\nfuse operations (service time in metafs, microseconds):\n"
+        out += pad("op", 18, left: true) + pad("count", 12) + pad("errors", 10) + pad("bytes", 14)
+            + pad("p50", 9) + pad("p90", 9) + pad("p99", 9) + pad("max", 11) + "\n"
+        func us(_ ns: UInt64) -> String { fixed(Double(ns) / 1000, 1) }
         for f in snap.fuse where f.count > 0 {
+            let l = f.latency
             out += "  " + pad(f.operation.name, 16, left: true) + pad("\(f.count)", 12) + pad("\(f.errors)", 10)
-                + pad(f.bytes == 0 ? "" : "\(f.bytes)", 14) + "\n"
+                + pad(f.bytes == 0 ? "" : "\(f.bytes)", 14)
+                + (l.samples == 0 ? "" : pad(us(l.p50), 9) + pad(us(l.p90), 9) + pad(us(l.p99), 9) + pad(us(l.maxNanoseconds), 11))
+                + "\n"
         }
         return out
     }
@@ -172,10 +177,28 @@ public enum ControlRendering {
             o.add("count", f.count)
             o.add("errors", f.errors)
             if f.operation == .read || f.operation == .write { o.add("bytes", f.bytes) }
+            o.add("latency_ns", raw: latencyJSON(f.latency, indent: 3))
             fuse.add(f.operation.name, raw: o.render(indent: 2))
         }
         root.add("fuse", raw: fuse.render(indent: 1))
         return root.render() + "\n"
+    }
+
+    /// Service-time summary of one operation: samples, mean, p50/p90/p99 (bucket upper bounds,
+    /// at most 12.5% high), exact max, and the non-empty buckets as [upper bound, count] pairs, so
+    /// that two snapshots can be subtracted to get the histogram of an interval.
+    static func latencyJSON(_ l: FuseStatistics.Latency, indent: Int) -> String {
+        var o = JSONObject()
+        o.add("samples", l.samples)
+        o.add("mean", l.meanNanoseconds)
+        o.add("p50", l.p50)
+        o.add("p90", l.p90)
+        o.add("p99", l.p99)
+        o.add("max", l.maxNanoseconds)
+        let pairs = l.buckets.enumerated().filter { $0.element > 0 }
+            .map { "[\(LatencyBuckets.upperBound($0.offset)), \($0.element)]" }
+        o.add("buckets", raw: "[" + pairs.joined(separator: ", ") + "]")
+        return o.render(indent: indent)
     }
 
     // MARK: metrics (Prometheus text exposition format 0.0.4)
@@ -235,6 +258,14 @@ public enum ControlRendering {
                snap.fuse.map { ("op=\"\($0.operation.name)\"", "\($0.count)") })
         family("metafs_fuse_errors_total", "counter", "FUSE requests answered with an error, by operation.",
                snap.fuse.map { ("op=\"\($0.operation.name)\"", "\($0.errors)") })
+        var quantiles: [(labels: String, value: String)] = []
+        for f in snap.fuse where f.latency.samples > 0 {
+            for (q, v) in [("0.5", f.latency.p50), ("0.9", f.latency.p90), ("0.99", f.latency.p99)] {
+                quantiles.append(("op=\"\(f.operation.name)\",quantile=\"\(q)\"", fixed(Double(v) / 1e9, 9)))
+            }
+        }
+        family("metafs_fuse_service_seconds", "gauge",
+               "Service time of FUSE requests inside metafs (handler entry to reply), by operation and quantile.", quantiles)
         family("metafs_fuse_bytes_total", "counter", "Bytes read and written through FUSE.",
                snap.fuse.filter { $0.operation == .read || $0.operation == .write }.map { ("op=\"\($0.operation.name)\"", "\($0.bytes)") })
         return out

@@ -9,7 +9,8 @@ enum FuseOperations {
     // MARK: replies
 
     @inline(__always)
-    static func fail(_ req: fuse_req_t?, _ c: FuseContext, _ op: FuseOperation, _ e: FSError) {
+    static func fail(_ req: fuse_req_t?, _ c: FuseContext, _ op: FuseOperation, _ t0: UInt64, _ e: FSError) {
+        c.stats.end(op, t0)
         c.stats.error(op)
         fuse_reply_err(req, e.code)
     }
@@ -86,7 +87,7 @@ enum FuseOperations {
 
     static func lookup(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.lookup)
+        let t0 = c.stats.begin(.lookup)
         do throws(FSError) {
             let n = try fuseName(name)
             let a: InodeAttributes
@@ -97,70 +98,76 @@ enum FuseOperations {
             } else {
                 a = try c.fs.lookup(parent: parent, name: n)
             }
+            c.stats.end(.lookup, t0)
             replyEntry(req, c, a)
         } catch {
-            fail(req, c, .lookup, error)
+            fail(req, c, .lookup, t0, error)
         }
     }
 
     static func forget(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ nlookup: UInt64) {
         let c = FuseContext.of(req)
-        c.stats.count(.forget)
+        let t0 = c.stats.begin(.forget)
         if !ControlInode.contains(ino) { c.fs.forget(ino, count: nlookup) }
+        c.stats.end(.forget, t0)
         fuse_reply_none(req)
     }
 
     static func forgetMulti(_ req: fuse_req_t?, _ count: Int, _ forgets: UnsafeMutablePointer<fuse_forget_data>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.forgetMulti)
+        let t0 = c.stats.begin(.forgetMulti)
         if let forgets {
             for i in 0..<count {
                 let f = forgets[i]
                 if !ControlInode.contains(f.ino) { c.fs.forget(f.ino, count: f.nlookup) }
             }
         }
+        c.stats.end(.forgetMulti, t0)
         fuse_reply_none(req)
     }
 
     static func getattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.getattr)
+        let t0 = c.stats.begin(.getattr)
         do throws(FSError) {
             let a = ControlInode.contains(ino) ? try c.control.attributes(ino) : try c.fs.getattr(ino)
+            c.stats.end(.getattr, t0)
             replyAttr(req, c, a)
         } catch {
-            fail(req, c, .getattr, error)
+            fail(req, c, .getattr, t0, error)
         }
     }
 
     static func setattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ attr: UnsafeMutablePointer<stat>?, _ toSet: Int32,
                         _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.setattr)
+        let t0 = c.stats.begin(.setattr)
         do throws(FSError) {
             guard let attr else { throw FSError(EINVAL) }
             let changes = StatConversion.changes(from: attr.pointee, toSet: toSet)
             let a = ControlInode.contains(ino)
                 ? try c.control.setattr(ino, changes)
                 : try c.fs.setattr(ino, changes, caller: Caller(req))
+            c.stats.end(.setattr, t0)
             replyAttr(req, c, a)
         } catch {
-            fail(req, c, .setattr, error)
+            fail(req, c, .setattr, t0, error)
         }
     }
 
     static func readlink(_ req: fuse_req_t?, _ ino: fuse_ino_t) {
         let c = FuseContext.of(req)
-        c.stats.count(.readlink)
+        let t0 = c.stats.begin(.readlink)
         do throws(FSError) {
             if ControlInode.contains(ino) { throw FSError(EINVAL) }
             var target = try c.fs.readlink(ino)
             target.append(0)
+            c.stats.end(.readlink, t0)
             target.withUnsafeBufferPointer { p in
                 p.withMemoryRebound(to: CChar.self) { _ = fuse_reply_readlink(req, $0.baseAddress) }
             }
         } catch {
-            fail(req, c, .readlink, error)
+            fail(req, c, .readlink, t0, error)
         }
     }
 
@@ -168,72 +175,80 @@ enum FuseOperations {
 
     static func mknod(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t, _ rdev: dev_t) {
         let c = FuseContext.of(req)
-        c.stats.count(.mknod)
+        let t0 = c.stats.begin(.mknod)
         do throws(FSError) {
             let n = try fuseName(name)
             try checkCreate(parent, n)
-            replyEntry(req, c, try c.fs.mknod(parent: parent, name: n, mode: mode, rdev: UInt64(rdev), caller: Caller(req)))
+            let a = try c.fs.mknod(parent: parent, name: n, mode: mode, rdev: UInt64(rdev), caller: Caller(req))
+            c.stats.end(.mknod, t0)
+            replyEntry(req, c, a)
         } catch {
-            fail(req, c, .mknod, error)
+            fail(req, c, .mknod, t0, error)
         }
     }
 
     static func mkdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t) {
         let c = FuseContext.of(req)
-        c.stats.count(.mkdir)
+        let t0 = c.stats.begin(.mkdir)
         do throws(FSError) {
             let n = try fuseName(name)
             try checkCreate(parent, n)
-            replyEntry(req, c, try c.fs.mkdir(parent: parent, name: n, mode: mode | 0o040000, caller: Caller(req)))
+            let a = try c.fs.mkdir(parent: parent, name: n, mode: mode | 0o040000, caller: Caller(req))
+            c.stats.end(.mkdir, t0)
+            replyEntry(req, c, a)
         } catch {
-            fail(req, c, .mkdir, error)
+            fail(req, c, .mkdir, t0, error)
         }
     }
 
     static func unlink(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.unlink)
+        let t0 = c.stats.begin(.unlink)
         do throws(FSError) {
             let n = try fuseName(name)
             try checkRemove(parent, n)
             try c.fs.unlink(parent: parent, name: n)
+            c.stats.end(.unlink, t0)
             fuse_reply_err(req, 0)
         } catch {
-            fail(req, c, .unlink, error)
+            fail(req, c, .unlink, t0, error)
         }
     }
 
     static func rmdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.rmdir)
+        let t0 = c.stats.begin(.rmdir)
         do throws(FSError) {
             let n = try fuseName(name)
             try checkRemove(parent, n)
             try c.fs.rmdir(parent: parent, name: n)
+            c.stats.end(.rmdir, t0)
             fuse_reply_err(req, 0)
         } catch {
-            fail(req, c, .rmdir, error)
+            fail(req, c, .rmdir, t0, error)
         }
     }
 
     static func symlink(_ req: fuse_req_t?, _ target: UnsafePointer<CChar>?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.symlink)
+        let t0 = c.stats.begin(.symlink)
         do throws(FSError) {
             let n = try fuseName(name)
             try checkCreate(parent, n)
             guard let target else { throw FSError(EINVAL) }
             let t = UnsafeRawBufferPointer(start: UnsafeRawPointer(target), count: strlen(target))
-            replyEntry(req, c, try c.fs.symlink(target: t, parent: parent, name: n, caller: Caller(req)))
+            let a = try c.fs.symlink(target: t, parent: parent, name: n, caller: Caller(req))
+            c.stats.end(.symlink, t0)
+            replyEntry(req, c, a)
         } catch {
-            fail(req, c, .symlink, error)
+            fail(req, c, .symlink, t0, error)
         }
     }
 
     static func rename(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ newParent: fuse_ino_t,
                        _ newName: UnsafePointer<CChar>?, _ flags: UInt32) {
         let c = FuseContext.of(req)
-        c.stats.count(.rename)
+        let t0 = c.stats.begin(.rename)
         do throws(FSError) {
             let n = try fuseName(name), nn = try fuseName(newName)
             if ControlInode.contains(parent) || ControlInode.contains(newParent)
@@ -242,22 +257,25 @@ enum FuseOperations {
                 throw FSError(EPERM)
             }
             try c.fs.rename(parent: parent, name: n, newParent: newParent, newName: nn, flags: flags)
+            c.stats.end(.rename, t0)
             fuse_reply_err(req, 0)
         } catch {
-            fail(req, c, .rename, error)
+            fail(req, c, .rename, t0, error)
         }
     }
 
     static func link(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.link)
+        let t0 = c.stats.begin(.link)
         do throws(FSError) {
             let nn = try fuseName(newName)
             if ControlInode.contains(ino) { throw FSError(EPERM) }
             try checkCreate(newParent, nn)
-            replyEntry(req, c, try c.fs.link(ino, newParent: newParent, newName: nn))
+            let a = try c.fs.link(ino, newParent: newParent, newName: nn)
+            c.stats.end(.link, t0)
+            replyEntry(req, c, a)
         } catch {
-            fail(req, c, .link, error)
+            fail(req, c, .link, t0, error)
         }
     }
 
@@ -265,27 +283,29 @@ enum FuseOperations {
 
     static func open(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.open)
+        let t0 = c.stats.begin(.open)
         do throws(FSError) {
             guard let fi else { throw FSError(EINVAL) }
             if ControlInode.contains(ino) {
                 fi.pointee.fh = try c.control.open(ino, flags: fi.pointee.flags)
                 fi.pointee.direct_io = 1       // rendered content: size unknown to the kernel
+                c.stats.end(.open, t0)
                 if fuse_reply_open(req, fi) == -ENOENT { c.control.release(fh: fi.pointee.fh) }
                 return
             }
             fi.pointee.fh = try c.fs.open(ino, flags: fi.pointee.flags)
             fi.pointee.direct_io = c.options.directIO ? 1 : 0
+            c.stats.end(.open, t0)
             if fuse_reply_open(req, fi) == -ENOENT { c.fs.release(ino, fh: fi.pointee.fh) }
         } catch {
-            fail(req, c, .open, error)
+            fail(req, c, .open, t0, error)
         }
     }
 
     static func create(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t,
                        _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.create)
+        let t0 = c.stats.begin(.create)
         do throws(FSError) {
             guard let fi else { throw FSError(EINVAL) }
             let n = try fuseName(name)
@@ -294,23 +314,25 @@ enum FuseOperations {
             fi.pointee.fh = fh
             fi.pointee.direct_io = c.options.directIO ? 1 : 0
             var e = entry(c, a)
+            c.stats.end(.create, t0)
             if fuse_reply_create(req, &e, fi) == -ENOENT {
                 c.fs.release(a.ino, fh: fh)
                 c.fs.forget(a.ino, count: 1)
             }
         } catch {
-            fail(req, c, .create, error)
+            fail(req, c, .create, t0, error)
         }
     }
 
     static func read(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.read)
+        let t0 = c.stats.begin(.read)
         do throws(FSError) {
             guard let fi, offset >= 0 else { throw FSError(EINVAL) }
             if ControlInode.contains(ino) {
                 let bytes = try c.control.read(fh: fi.pointee.fh, offset: UInt64(offset), size: size)
                 bytes.withUnsafeBytes { b in
+                    c.stats.end(.read, t0)
                     _ = fuse_reply_buf(req, b.baseAddress?.assumingMemoryBound(to: CChar.self), b.count)
                 }
                 return
@@ -318,16 +340,17 @@ enum FuseOperations {
             let buffer = ThreadBuffer.get(size)
             let n = try c.fs.read(ino, fh: fi.pointee.fh, offset: UInt64(offset), into: buffer)
             c.stats.bytes(.read, n)
+            c.stats.end(.read, t0)
             fuse_reply_buf(req, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), n)
         } catch {
-            fail(req, c, .read, error)
+            fail(req, c, .read, t0, error)
         }
     }
 
     static func write(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ buf: UnsafePointer<CChar>?, _ size: Int, _ offset: off_t,
                       _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.write)
+        let t0 = c.stats.begin(.write)
         do throws(FSError) {
             guard let fi, offset >= 0 else { throw FSError(EINVAL) }
             let data = UnsafeRawBufferPointer(start: UnsafeRawPointer(buf), count: buf == nil ? 0 : size)
@@ -338,40 +361,32 @@ enum FuseOperations {
                 n = try c.fs.write(ino, fh: fi.pointee.fh, offset: UInt64(offset), from: data)
                 c.stats.bytes(.write, n)
             }
+            c.stats.end(.write, t0)
             fuse_reply_write(req, n)
         } catch {
-            fail(req, c, .write, error)
-        }
-    }
-
-    static func flush(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        let c = FuseContext.of(req)
-        c.stats.count(.flush)
-        do throws(FSError) {
-            if !ControlInode.contains(ino), let fi { try c.fs.flush(ino, fh: fi.pointee.fh) }
-            fuse_reply_err(req, 0)
-        } catch {
-            fail(req, c, .flush, error)
+            fail(req, c, .write, t0, error)
         }
     }
 
     static func release(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.release)
+        let t0 = c.stats.begin(.release)
         if let fi {
             if ControlInode.contains(ino) { c.control.release(fh: fi.pointee.fh) } else { c.fs.release(ino, fh: fi.pointee.fh) }
         }
+        c.stats.end(.release, t0)
         fuse_reply_err(req, 0)
     }
 
     static func fsync(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ datasync: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.fsync)
+        let t0 = c.stats.begin(.fsync)
         do throws(FSError) {
             if !ControlInode.contains(ino) { try c.fs.fsync(ino, datasync: datasync != 0) }
+            c.stats.end(.fsync, t0)
             fuse_reply_err(req, 0)
         } catch {
-            fail(req, c, .fsync, error)
+            fail(req, c, .fsync, t0, error)
         }
     }
 
@@ -379,7 +394,7 @@ enum FuseOperations {
 
     static func opendir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.opendir)
+        let t0 = c.stats.begin(.opendir)
         do throws(FSError) {
             guard let fi else { throw FSError(EINVAL) }
             if ControlInode.contains(ino) {
@@ -388,9 +403,10 @@ enum FuseOperations {
             } else {
                 fi.pointee.fh = try c.fs.opendir(ino)
             }
+            c.stats.end(.opendir, t0)
             if fuse_reply_open(req, fi) == -ENOENT, !ControlInode.contains(ino) { c.fs.releasedir(ino, fh: fi.pointee.fh) }
         } catch {
-            fail(req, c, .opendir, error)
+            fail(req, c, .opendir, t0, error)
         }
     }
 
@@ -398,7 +414,7 @@ enum FuseOperations {
                         _ fi: UnsafeMutablePointer<fuse_file_info>?, plus: Bool) {
         let c = FuseContext.of(req)
         let op: FuseOperation = plus ? .readdirplus : .readdir
-        c.stats.count(op)
+        let t0 = c.stats.begin(op)
         let buffer = ThreadBuffer.get(size)
         let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
         var used = 0
@@ -446,28 +462,36 @@ enum FuseOperations {
                     add(name, a, next)
                 }
             }
+            c.stats.end(op, t0)
             fuse_reply_buf(req, base, used)
         } catch {
             // Entries already in the buffer carry lookup references (readdirplus): send them.
-            if used == 0 { fail(req, c, op, error) } else { fuse_reply_buf(req, base, used) }
+            if used == 0 {
+                fail(req, c, op, t0, error)
+            } else {
+                c.stats.end(op, t0)
+                fuse_reply_buf(req, base, used)
+            }
         }
     }
 
     static func releasedir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.releasedir)
+        let t0 = c.stats.begin(.releasedir)
         if !ControlInode.contains(ino), let fi { c.fs.releasedir(ino, fh: fi.pointee.fh) }
+        c.stats.end(.releasedir, t0)
         fuse_reply_err(req, 0)
     }
 
     static func fsyncdir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ datasync: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.fsyncdir)
+        let t0 = c.stats.begin(.fsyncdir)
         do throws(FSError) {
             if !ControlInode.contains(ino) { try c.fs.fsyncdir(ino, datasync: datasync != 0) }
+            c.stats.end(.fsyncdir, t0)
             fuse_reply_err(req, 0)
         } catch {
-            fail(req, c, .fsyncdir, error)
+            fail(req, c, .fsyncdir, t0, error)
         }
     }
 
@@ -475,36 +499,39 @@ enum FuseOperations {
 
     static func statfs(_ req: fuse_req_t?, _ ino: fuse_ino_t) {
         let c = FuseContext.of(req)
-        c.stats.count(.statfs)
+        let t0 = c.stats.begin(.statfs)
         var s = StatConversion.statvfs(from: c.fs.statfs())
+        c.stats.end(.statfs, t0)
         fuse_reply_statfs(req, &s)
     }
 
     static func fallocate(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ mode: Int32, _ offset: off_t, _ length: off_t,
                           _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.fallocate)
+        let t0 = c.stats.begin(.fallocate)
         do throws(FSError) {
             if ControlInode.contains(ino) { throw FSError(EACCES) }
             guard offset >= 0, length > 0 else { throw FSError(EINVAL) }
             try c.fs.fallocate(ino, mode: mode, offset: UInt64(offset), length: UInt64(length))
+            c.stats.end(.fallocate, t0)
             fuse_reply_err(req, 0)
         } catch {
-            fail(req, c, .fallocate, error)
+            fail(req, c, .fallocate, t0, error)
         }
     }
 
     static func lseek(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ offset: off_t, _ whence: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.lseek)
+        let t0 = c.stats.begin(.lseek)
         do throws(FSError) {
             // Not ENOSYS for control files: the kernel would stop sending lseek for the whole mount.
             if ControlInode.contains(ino) { throw FSError(ENXIO) }
             guard let fi else { throw FSError(EINVAL) }
             let r = try c.fs.lseek(ino, fh: fi.pointee.fh, offset: Int64(offset), whence: whence)
+            c.stats.end(.lseek, t0)
             fuse_reply_lseek(req, off_t(r))
         } catch {
-            fail(req, c, .lseek, error)
+            fail(req, c, .lseek, t0, error)
         }
     }
 
@@ -513,7 +540,7 @@ enum FuseOperations {
     static func setxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?,
                          _ size: Int, _ flags: Int32) {
         let c = FuseContext.of(req)
-        c.stats.count(.setxattr)
+        let t0 = c.stats.begin(.setxattr)
         do throws(FSError) {
             if ControlInode.contains(ino) { throw FSError(EPERM) }
             guard let name else { throw FSError(EINVAL) }
@@ -521,9 +548,10 @@ enum FuseOperations {
             try checkXattrName(n)
             let v = UnsafeRawBufferPointer(start: UnsafeRawPointer(value), count: value == nil ? 0 : size)
             try c.fs.setxattr(ino, name: n, value: v, flags: flags)
+            c.stats.end(.setxattr, t0)
             fuse_reply_err(req, 0)
         } catch {
-            fail(req, c, .setxattr, error)
+            fail(req, c, .setxattr, t0, error)
         }
     }
 
@@ -550,41 +578,47 @@ enum FuseOperations {
 
     static func getxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ size: Int) {
         let c = FuseContext.of(req)
-        c.stats.count(.getxattr)
+        let t0 = c.stats.begin(.getxattr)
         do throws(FSError) {
             if ControlInode.contains(ino) { throw FSError(ENODATA) }
             guard let name else { throw FSError(EINVAL) }
             let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name))
             try checkXattrName(n)
-            try replyXattr(req, try c.fs.getxattr(ino, name: n), size)
+            let value = try c.fs.getxattr(ino, name: n)
+            if size != 0 && value.count > size { throw FSError(ERANGE) }
+            c.stats.end(.getxattr, t0)
+            try replyXattr(req, value, size)
         } catch {
-            fail(req, c, .getxattr, error)
+            fail(req, c, .getxattr, t0, error)
         }
     }
 
     static func listxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int) {
         let c = FuseContext.of(req)
-        c.stats.count(.listxattr)
+        let t0 = c.stats.begin(.listxattr)
         do throws(FSError) {
             let names = ControlInode.contains(ino) ? [] : try c.fs.listxattr(ino)
+            if size != 0 && names.count > size { throw FSError(ERANGE) }
+            c.stats.end(.listxattr, t0)
             try replyXattr(req, names, size)
         } catch {
-            fail(req, c, .listxattr, error)
+            fail(req, c, .listxattr, t0, error)
         }
     }
 
     static func removexattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
         let c = FuseContext.of(req)
-        c.stats.count(.removexattr)
+        let t0 = c.stats.begin(.removexattr)
         do throws(FSError) {
             if ControlInode.contains(ino) { throw FSError(EPERM) }
             guard let name else { throw FSError(EINVAL) }
             let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name))
             try checkXattrName(n)
             try c.fs.removexattr(ino, name: n)
+            c.stats.end(.removexattr, t0)
             fuse_reply_err(req, 0)
         } catch {
-            fail(req, c, .removexattr, error)
+            fail(req, c, .removexattr, t0, error)
         }
     }
 
@@ -612,7 +646,9 @@ enum FuseOperations {
         ops.create = { FuseOperations.create($0, $1, $2, $3, $4) }
         ops.read = { FuseOperations.read($0, $1, $2, $3, $4) }
         ops.write = { FuseOperations.write($0, $1, $2, $3, $4, $5) }
-        ops.flush = { FuseOperations.flush($0, $1, $2) }
+        // No flush handler: metafs has nothing to do at close (data is in the store, metadata is
+        // written back by commits), and libfuse answers FLUSH with ENOSYS, after which the kernel
+        // stops sending it (fc->no_flush). That saves one round trip on every close(2).
         ops.release = { FuseOperations.release($0, $1, $2) }
         ops.fsync = { FuseOperations.fsync($0, $1, $2, $3) }
         ops.opendir = { FuseOperations.opendir($0, $1, $2) }

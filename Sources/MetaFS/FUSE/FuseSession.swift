@@ -25,6 +25,7 @@ public final class FuseSession: @unchecked Sendable {
     let context: FuseContext
     private let userdata: Unmanaged<FuseContext>
     private let session: OpaquePointer
+    private let loop: LoopOptions
     private var signalsInstalled = false
     private var finished = false
 
@@ -43,6 +44,34 @@ public final class FuseSession: @unchecked Sendable {
         return o.joined(separator: ",")
     }
 
+    /// Settings of libfuse's multi-threaded loop (not session options: libfuse's session parser
+    /// would reject them).
+    struct LoopOptions: Equatable {
+        var maxThreads: Int
+        var cloneFD: Bool
+        var maxIdleThreads: Int?
+    }
+
+    /// Takes the loop settings out of the extra `-o` options — `clone_fd`, `no_clone_fd`,
+    /// `max_threads=N`, `max_idle_threads=N` (as libfuse's own command line spells them) — and
+    /// returns the rest, to be passed to the session.
+    static func loopOptions(_ extra: [String], defaults: FuseMountOptions) -> (LoopOptions, [String]) {
+        var loop = LoopOptions(maxThreads: defaults.maxThreads, cloneFD: defaults.cloneFD, maxIdleThreads: nil)
+        var rest: [String] = []
+        for group in extra {
+            var kept: [Substring] = []
+            for o in group.split(separator: ",") {
+                if o == "clone_fd" { loop.cloneFD = true }
+                else if o == "no_clone_fd" { loop.cloneFD = false }
+                else if o.hasPrefix("max_threads="), let n = Int(o.dropFirst(12)), n >= 1 { loop.maxThreads = n }
+                else if o.hasPrefix("max_idle_threads="), let n = Int(o.dropFirst(17)), n >= 0 { loop.maxIdleThreads = n }
+                else { kept.append(o) }
+            }
+            if !kept.isEmpty { rest.append(kept.joined(separator: ",")) }
+        }
+        return (loop, rest)
+    }
+
     /// Creates the session and mounts it (the kernel starts sending requests once `run` runs).
     public init(fileSystem: FileSystem, mountpoint: String, options: FuseMountOptions = .init()) throws(FuseSessionError) {
         self.mountpoint = mountpoint
@@ -52,7 +81,9 @@ public final class FuseSession: @unchecked Sendable {
         self.userdata = Unmanaged.passRetained(context)
 
         var argv = ["metafs", "-o", FuseSession.mountOptionString(options)]
-        for extra in options.extraOptions where !extra.isEmpty { argv += ["-o", extra] }
+        let (loopOptions, passOn) = FuseSession.loopOptions(options.extraOptions, defaults: options)
+        self.loop = loopOptions
+        for extra in passOn where !extra.isEmpty { argv += ["-o", extra] }
         if options.debug { argv.append("-d") }
         var args = cfuse_args_init()
         for a in argv { fuse_opt_add_arg(&args, a) }
@@ -86,8 +117,9 @@ public final class FuseSession: @unchecked Sendable {
         precondition(!finished, "FuseSession.run called twice")
         finished = true
         let cfg = fuse_loop_cfg_create()
-        fuse_loop_cfg_set_max_threads(cfg, UInt32(max(1, options.maxThreads)))
-        fuse_loop_cfg_set_clone_fd(cfg, options.cloneFD ? 1 : 0)
+        fuse_loop_cfg_set_max_threads(cfg, UInt32(max(1, loop.maxThreads)))
+        fuse_loop_cfg_set_clone_fd(cfg, loop.cloneFD ? 1 : 0)
+        if let idle = loop.maxIdleThreads { fuse_loop_cfg_set_idle_threads(cfg, UInt32(idle)) }
         let rc = fuse_session_loop_mt(session, cfg)
         fuse_loop_cfg_destroy(cfg)
         // No request is being served any more: write back while the mount still exists, so that a

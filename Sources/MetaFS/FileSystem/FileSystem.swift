@@ -26,6 +26,8 @@ public final class FileSystem: @unchecked Sendable {
     let blockSize: UInt64
     let commits = Atomic<UInt64>(0)
     let committedObjects = Atomic<UInt64>(0)
+    /// Whether madvise(MADV_POPULATE_WRITE) works here (FileData.prefault).
+    let prefaultSupported = Atomic<Bool>(true)
     var flusher: Flusher?
 
     public init(storePath: String, cache: MetaCache, options: FileSystemOptions) throws(FSError) {
