@@ -24,7 +24,7 @@ struct Mount: ParsableCommand {
     @Flag(help: "Let users other than the mounting one use the mount (needs user_allow_other in /etc/fuse.conf for non-root).")
     var allowOther = false
     @Option(name: .customShort("o"), help: ArgumentHelp("Options passed on to FUSE (comma separated; may repeat).", valueName: "opts")) var fuseOptions: [String] = []
-    @Option(help: "Maximum number of FUSE worker threads.") var threads = 8
+    @Option(help: "Maximum number of FUSE worker threads (2 measured best on a 2-core machine: docs/PERFORMANCE.md).") var threads = 2
     @Option(help: "Seconds the kernel may cache names (0: exercise mode).") var entryTimeout: Double = 0
     @Option(help: "Seconds the kernel may cache attributes (0: exercise mode).") var attrTimeout: Double = 0
     @Flag(help: "Let the kernel cache file data (no direct_io); needed for mmap with libfuse 3.14.") var noDirectIO = false

@@ -15,7 +15,7 @@ public struct FuseMountOptions: Sendable, Equatable {
     /// Let users other than the mounting one access the mount (needs user_allow_other for non-root).
     public var allowOther = false
     /// Maximum number of libfuse worker threads.
-    public var maxThreads = 8
+    public var maxThreads = 2
     /// Use a cloned /dev/fuse descriptor per worker thread.
     public var cloneFD = true
     /// Largest write request, in bytes (libfuse caps it to its buffer: 1 MiB with 4 KiB pages).

@@ -3,17 +3,17 @@ import MetaCache
 import Synchronization
 
 /// Reading directories. Entries come from the store's directory in its stable cookie order; names
-/// created or removed since the last commit live only in the dentry cache, so opendir commits them
-/// first and readdir skips names the dentry cache already knows to be gone.
+/// created or removed since the last commit live only in the dentry cache, so the first readdir of
+/// a listing (offset 0 or 1) commits them first, and readdir skips names the dentry cache already
+/// knows to be gone. The commit is not made at opendir: programs open directories for the *at
+/// calls (openat, fstatat, unlinkat, renameat) far more often than they list them, and a commit
+/// per opendir made a create in a fresh directory pay for one every 100 files.
 extension FileSystem {
     /// Readdir offsets: 1 and 2 resume after "." and "..", and a store cookie c resumes at c + 2.
     private static let firstStoreOffset: UInt64 = 2
 
     public func opendir(_ ino: UInt64) throws(FSError) -> UInt64 {
         _ = try namespace.shared { () throws(FSError) -> InodeAttributes in try directory(ino) }
-        if cache.dentries.dirtyCount > 0 {
-            try namespace.exclusive { () throws(FSError) in try commitLocked() }
-        }
         return 0
     }
 
@@ -25,6 +25,9 @@ extension FileSystem {
 
     public func readdir(_ ino: UInt64, fh: UInt64, offset: UInt64, plus: Bool,
                         _ emit: (_ name: UnsafeRawBufferPointer, _ attributes: InodeAttributes, _ nextOffset: UInt64) -> Bool) throws(FSError) {
+        if offset <= 1 && cache.dentries.dirtyCount > 0 {
+            try namespace.exclusive { () throws(FSError) in try commitLocked() }
+        }
         try namespace.shared { () throws(FSError) in
             let directory = try directory(ino)
             var offset = offset
@@ -33,7 +36,8 @@ extension FileSystem {
                 offset = 1
             }
             if offset == 1 {
-                // opendir committed pending renames, so the store's parent pointer is current.
+                // The listing's first readdir committed pending renames, so the store's parent
+                // pointer is current.
                 var parent = directory
                 parent.ino = try ioUncommitted(ino) { () throws(StoreError) in try store.parent(of: ino) }
                 guard Self.emitDot("..", parent, 2, emit) else { return }

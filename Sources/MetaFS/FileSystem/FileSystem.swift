@@ -26,6 +26,9 @@ public final class FileSystem: @unchecked Sendable {
     let blockSize: UInt64
     let commits = Atomic<UInt64>(0)
     let committedObjects = Atomic<UInt64>(0)
+    /// Calls that may still run before the dirty objects can reach the commit threshold
+    /// (Writeback.commitIfLarge); at 0 or below, count them.
+    let commitBudget = Atomic<Int>(0)
     /// Whether madvise(MADV_POPULATE_WRITE) works here (FileData.prefault).
     let prefaultSupported = Atomic<Bool>(true)
     var flusher: Flusher?

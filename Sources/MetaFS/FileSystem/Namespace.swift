@@ -28,7 +28,7 @@ extension FileSystem {
                 guard current.isRegular else { throw FSError(EINVAL) }
                 try truncateLocked(ino, from: current.size, to: size)
             }
-            return try modifyInode(ino) { attributes in
+            let changed = try modifyInode(ino) { attributes in
                 if let mode = changes.mode { attributes.mode = (attributes.mode & S_IFMT) | (mode & 0o7777) }
                 if let uid = changes.uid { attributes.uid = uid }
                 if let gid = changes.gid { attributes.gid = gid }
@@ -48,6 +48,8 @@ extension FileSystem {
                 }
                 attributes.ctime = changes.ctime ?? t
             }
+            try commitIfLarge()
+            return changed
         }
     }
 
@@ -224,6 +226,7 @@ extension FileSystem {
                 try modifyInode(destination.ino) { $0.ctime = t }
                 try touchDirectory(parent, at: t)
                 if newParent != parent { try touchDirectory(newParent, at: t) }
+                try commitIfLarge()
                 return
             }
 

@@ -23,12 +23,38 @@ extension FileSystem {
     /// Commits when the dirty objects approach what one journal transaction can hold, so a batch
     /// always fits. Called at the end of calls that hold the namespace lock exclusively; calls
     /// under the shared lock kick the flusher instead.
+    ///
+    /// Counting the dirty objects takes every shard lock of three caches (a few microseconds, as
+    /// long as the create it follows), so it is not done after every call: after a count of `d`,
+    /// `(commitThreshold - d) / maxDirtiedPerCall` calls can run before the threshold can be
+    /// reached, and only then is it counted again. Commits only lower the count, so the budget
+    /// stays on the safe side whatever commits in between.
     func commitIfLarge() throws(FSError) {
-        if dirtyObjects >= commitThreshold { try commitLocked() }
+        if commitBudget.subtract(1, ordering: .relaxed).newValue > 0 { return }
+        let dirty = dirtyObjects
+        if dirty >= commitThreshold {
+            try commitLocked()
+        } else {
+            resetCommitBudget(dirty: dirty)
+        }
     }
 
     func kickFlusherIfLarge() {
-        if dirtyObjects >= commitThreshold { flusher?.kick() }
+        if commitBudget.subtract(1, ordering: .relaxed).newValue > 0 { return }
+        let dirty = dirtyObjects
+        if dirty >= commitThreshold {
+            flusher?.kick()
+        } else {
+            resetCommitBudget(dirty: dirty)
+        }
+    }
+
+    /// The most objects one call can make dirty between two `commitIfLarge`/`kickFlusherIfLarge`
+    /// checks (a rename: two dentries and four inodes; a write: its inode and its extents).
+    static let maxDirtiedPerCall = 8
+
+    func resetCommitBudget(dirty: Int) {
+        commitBudget.store(max(0, commitThreshold - dirty) / Self.maxDirtiedPerCall, ordering: .relaxed)
     }
 
     var dirtyObjects: Int {
@@ -129,6 +155,8 @@ extension FileSystem {
         for ino in toFree {
             cache.inodes.remove(ino)
         }
+        // Under the exclusive lock nothing else is dirty now.
+        resetCommitBudget(dirty: 0)
         commits.add(1, ordering: .relaxed)
         committedObjects.add(UInt64(objects), ordering: .relaxed)
     }
