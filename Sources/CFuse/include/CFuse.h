@@ -17,6 +17,7 @@
 #include <linux/fs.h>
 #include <fcntl.h>
 #include <errno.h>
+#include <stdint.h>
 
 /// FUSE_ARGS_INIT(0, NULL) as a function.
 static inline struct fuse_args cfuse_args_init(void) {
@@ -27,5 +28,10 @@ static inline struct fuse_args cfuse_args_init(void) {
 static inline int cfuse_s_isdir(mode_t m) { return S_ISDIR(m); }
 static inline int cfuse_s_isreg(mode_t m) { return S_ISREG(m); }
 static inline int cfuse_s_islnk(mode_t m) { return S_ISLNK(m); }
+
+/// CRC32C (Castagnoli) with the SSE4.2 crc32 instruction, raw: no initial or final inversion
+/// (the caller passes ~crc and inverts the result). Only call when cfuse_crc32c_hw_available().
+int cfuse_crc32c_hw_available(void);
+uint32_t cfuse_crc32c_hw(uint32_t crc, const void *p, size_t n);
 
 #endif
