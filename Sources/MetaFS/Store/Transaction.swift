@@ -31,6 +31,14 @@ public final class StoreTransaction {
     // Undo log of the operation in progress: a block's image before the operation (nil: new).
     private var undo: [UInt64: UnsafeMutableRawPointer?] = [:]
     private var inOperation = false
+    /// Block buffers of finished operations' undo copies, reused by the next operations: an
+    /// allocation and a free per operation and block were ~10% of the daemon's instructions in a
+    /// create/rename/unlink profile (docs/PERFORMANCE.md).
+    private var spareBuffers: [UnsafeMutableRawPointer] = []
+
+    private func undoBuffer() -> UnsafeMutableRawPointer {
+        spareBuffers.popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: Layout.blockSize, alignment: 64)
+    }
 
     init(store: Store) {
         self.store = store
@@ -40,6 +48,7 @@ public final class StoreTransaction {
     deinit {
         if !finished { abort() }
         for (_, p) in images { p.deallocate() }
+        for p in spareBuffers { p.deallocate() }
     }
 
     /// Number of metadata blocks the transaction modifies so far (the journal holds
@@ -69,7 +78,7 @@ public final class StoreTransaction {
         let marks = (freedBlocks.count, freedInodes.count, usedBlocks.count, usedInodes.count, metaBlocks.count, headerBlocks)
         defer {
             inOperation = false
-            for (_, saved) in undo { saved?.deallocate() }
+            for (_, saved) in undo { if let saved { spareBuffers.append(saved) } }
             undo.removeAll(keepingCapacity: true)
         }
         do {
@@ -108,7 +117,7 @@ public final class StoreTransaction {
         if header { headerBlocks.insert(b) }
         if let p = images[b] {
             if inOperation, undo[b] == nil {
-                let saved = UnsafeMutableRawPointer.allocate(byteCount: Layout.blockSize, alignment: 64)
+                let saved = undoBuffer()
                 saved.copyMemory(from: p, byteCount: Layout.blockSize)
                 undo[b] = .some(saved)
             }
