@@ -4,7 +4,7 @@
 // (the *at calls, as find, ls -l, rm -r and tar do), so one operation is one last-component
 // lookup plus the call itself, not a walk of the whole path.
 //
-//   metabench DIR FILES THREADS [-p phases] [-d per_dir] [-f fanout] [-i interval]
+//   metabench DIR FILES THREADS [-p phases] [-d per_dir] [-f fanout] [-i interval] [-r]
 //
 // phases (comma separated, in order; default mkdir,create,stat,readdir,rename,unlink,rmdir):
 //   mkdir   make the leaf directories (and their parents)
@@ -13,6 +13,7 @@
 //   readdir open + getdents64 to the end + close of every leaf directory (counted per entry)
 //   rename  renameat f<n> -> r<n> in the same directory
 //   unlink  unlinkat of every (renamed) file; with no rename phase before it, of f<n>
+//           (-r: the files were renamed by an earlier run: stat and unlink use r<n>)
 //   rmdir   remove the leaf directories and their parents
 // Prints one line per phase: "phase <name> ops <n> seconds <s> ops_per_s <r>".
 // With -i N, create and stat also print "interval <name> <k> ops_per_s <r>" for each N operations
@@ -192,12 +193,13 @@ static void phase(struct worker *ws, const char *name) {
 int main(int argc, char **argv) {
     const char *phases = "mkdir,create,stat,readdir,rename,unlink,rmdir";
     int opt;
-    while ((opt = getopt(argc, argv, "p:d:f:i:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:d:f:i:r")) != -1) {
         switch (opt) {
         case 'p': phases = optarg; break;
         case 'd': perDir = atol(optarg); break;
         case 'f': fanout = atol(optarg); break;
         case 'i': interval = atol(optarg); break;
+        case 'r': renamed = 1; break;
         default: goto usage;
         }
     }
@@ -218,6 +220,6 @@ int main(int argc, char **argv) {
     free(ws);
     return 0;
 usage:
-    fprintf(stderr, "usage: metabench [-p phases] [-d per_dir] [-f fanout] [-i interval] DIR FILES THREADS\n");
+    fprintf(stderr, "usage: metabench [-p phases] [-d per_dir] [-f fanout] [-i interval] [-r] DIR FILES THREADS\n");
     return 2;
 }

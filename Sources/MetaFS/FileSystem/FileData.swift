@@ -1,6 +1,5 @@
 import Glibc
 import MetaCache
-import Synchronization
 
 /// File data: open files, read and write through the extent cache straight into the store's data
 /// blocks (no page cache), truncate, fallocate and SEEK_DATA/SEEK_HOLE.
@@ -156,8 +155,7 @@ extension FileSystem {
                         let available = Int((mapping.end - block) * blockSize) - within
                         let n = min(available, data.count - done)
                         let physical = mapping.physical + (block - mapping.logical)
-                        prefault(store.dataPointer(block: physical), bytes: within + n)
-                        memcpy(store.dataPointer(block: physical) + within, source, n)
+                        copyIntoStore(physical, within: within, from: source, count: n)
                         store.noteDataWritten(block: physical, count: (within + n + Int(blockSize) - 1) / Int(blockSize))
                         done += n
                         goal = physical + UInt64((within + n) / Int(blockSize))
@@ -204,25 +202,24 @@ extension FileSystem {
         let bytes = Int(count * blockSize)
         let n = min(bytes - within, remaining)
         let destination = store.dataPointer(block: physical)
-        prefault(destination, bytes: bytes)
         memset(destination, 0, within)
-        memcpy(destination + within, source, n)
+        copyIntoStore(physical, within: within, from: source, count: n)
         memset(destination + within + n, 0, bytes - within - n)
         store.noteDataWritten(block: physical, count: Int(count))
         return n
     }
 
-    /// Maps the store pages a large write is about to fill with one madvise(MADV_POPULATE_WRITE)
-    /// instead of a page fault per 4 KiB page: the profile of 1 MiB direct-I/O writes into a fresh
-    /// store spent about half of the daemon's time in page-fault entry and exit. Small writes
-    /// fault as before. `start` is page-aligned (a block). A kernel without the advice (< 5.14)
-    /// answers EINVAL once and is not asked again.
+    /// Copies `count` bytes to `within` bytes into data block `physical` (and the blocks after it).
+    /// Large copies go through pwrite(2) on the store file rather than memcpy into the mapping:
+    /// the profile of 1 MiB direct-I/O writes into a fresh store spent about half of the daemon's
+    /// time in page faults on the mapping, one per 4 KiB page, most of it clearing pages that the
+    /// store's posix_fallocate had reserved; a write(2) into the file fills the same page-cache pages
+    /// (the mapping sees them; persist's msync covers them) without faulting or clearing them
+    /// first. Small copies stay a memcpy (a syscall costs more than a few faults).
     @inline(__always)
-    func prefault(_ start: UnsafeMutableRawPointer, bytes: Int) {
-        guard bytes >= 64 * 1024, prefaultSupported.load(ordering: .relaxed) else { return }
-        if madvise(start, bytes, 23 /* MADV_POPULATE_WRITE */) != 0 && errno == EINVAL {
-            prefaultSupported.store(false, ordering: .relaxed)
-        }
+    func copyIntoStore(_ physical: UInt64, within: Int, from source: UnsafeRawPointer, count: Int) {
+        if count >= 64 * 1024, store.writeData(block: physical, offset: within, from: source, count: count) { return }
+        memcpy(store.dataPointer(block: physical) + within, source, count)
     }
 
     // MARK: - Size changes and preallocation

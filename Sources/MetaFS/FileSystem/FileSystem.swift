@@ -29,8 +29,6 @@ public final class FileSystem: @unchecked Sendable {
     /// Calls that may still run before the dirty objects can reach the commit threshold
     /// (Writeback.commitIfLarge); at 0 or below, count them.
     let commitBudget = Atomic<Int>(0)
-    /// Whether madvise(MADV_POPULATE_WRITE) works here (FileData.prefault).
-    let prefaultSupported = Atomic<Bool>(true)
     var flusher: Flusher?
 
     public init(storePath: String, cache: MetaCache, options: FileSystemOptions) throws(FSError) {

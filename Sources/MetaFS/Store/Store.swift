@@ -356,6 +356,24 @@ public final class Store: @unchecked Sendable {
         return mapping.block(block)
     }
 
+    /// Writes `count` bytes at `offset` bytes into data block `block` (and the blocks after it)
+    /// through the store file (pwrite) instead of the mapping: the same pages, without a page fault
+    /// per page (FileData.copyIntoStore). False if the file refused (the caller copies instead).
+    /// Like a write through `dataPointer`, it is durable once noted and persisted.
+    public func writeData(block: UInt64, offset: Int, from source: UnsafeRawPointer, count: Int) -> Bool {
+        precondition(block >= sb.dataStart && block < sb.totalBlocks
+                     && (Int(block) << Layout.blockShift) + offset + count <= Int(sb.totalBlocks) << Layout.blockShift,
+                     "data write outside the data area")
+        var done = 0
+        while done < count {
+            let n = pwrite(mapping.fd, source + done, count - done, off_t((Int(block) << Layout.blockShift) + offset + done))
+            if n > 0 { done += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            return done == 0 ? false : { memcpy(mapping.block(block) + offset + done, source + done, count - done); return true }()
+        }
+        return true
+    }
+
     /// Record data written in place; the next commit persists it before its metadata.
     public func noteDataWritten(block: UInt64, count: Int) {
         guard count > 0 else { return }
