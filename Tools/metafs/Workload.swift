@@ -165,10 +165,17 @@ struct ChurnWorkload: ParsableCommand {
 let interruptRequest = WorkloadStop()
 
 enum WorkloadCLI {
+    /// SIGINT and SIGTERM request a stop. They are also unblocked: a process started from a
+    /// thread that blocks them (a libdispatch worker, say) inherits that mask, and a blocked
+    /// SIGINT would leave the run unstoppable but by SIGKILL.
     static func installInterruptHandlers() {
+        var set = sigset_t()
+        sigemptyset(&set)
         for s in [SIGINT, SIGTERM] {
             signal(s) { _ in interruptRequest.request() }
+            sigaddset(&set, s)
         }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
