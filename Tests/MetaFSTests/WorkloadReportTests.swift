@@ -392,3 +392,14 @@ func sample(_ setting: String, _ t: Double, phase: String = "run", ops: UInt64 =
         #expect(r.interrupted && r.errors == 0 && r.ops < 100_000_000)
     }
 }
+
+@Suite struct WorkloadScaleTests {
+    @Test func scalesTheMainCount() {
+        guard case .tree(let t) = WorkloadSpec.defaults("tree")!.scaled(by: 0.5) else { Issue.record("not a tree"); return }
+        #expect(t.files == TreeParameters().files / 2 && t.walks == TreeParameters().walks)
+        guard case .negative(let n) = WorkloadSpec.defaults("negative")!.scaled(by: 1e-9) else { Issue.record("not negative"); return }
+        #expect(n.lookups == 1)
+        guard case .churn(let c) = WorkloadSpec.defaults("churn", quick: true)!.scaled(by: 2) else { Issue.record("not churn"); return }
+        #expect(c.ops == 2 * ChurnParameters.quick.ops)
+    }
+}

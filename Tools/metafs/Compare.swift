@@ -34,6 +34,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Memory budget of the caches in every run (mount option --budget).") var budget: String?
     @Option(help: "After each workload, reclaim this much through control: shrink AMOUNT (N objects, N%, or a size).") var shrink: String?
     @Flag(help: "The workloads' --quick sizes.") var quick = false
+    @Option(help: "Multiply each workload's main count (files, lookups or operations) by this factor.") var scale: Double = 1
     @Option(help: "Workload threads.") var threads = 4
     @Option(help: "Workload seed (the same in every run).") var seed: UInt64 = 1
     @Option(help: "Upper bound in seconds on each workload's timed phase.") var duration: Double?
@@ -55,6 +56,7 @@ struct Compare: ParsableCommand {
         guard interval >= 0.05 && interval <= 60 else { throw ValidationError("--interval must be 0.05...60 seconds") }
         guard settle >= 0 && settle <= 600 else { throw ValidationError("--settle must be 0...600 seconds") }
         if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
+        guard scale > 0 && scale <= 1000 else { throw ValidationError("--scale must be in (0, 1000]") }
         guard Gnuplot.Format(rawValue: chartFormat) != nil else { throw ValidationError("--chart-format must be png or svg") }
     }
 
@@ -75,7 +77,7 @@ struct Compare: ParsableCommand {
     func makePlan() throws(CLIError) -> ComparePlan {
         var specs: [WorkloadSpec] = []
         for name in workloads.split(separator: ",").map({ String($0).trimmingCharacters() }) where !name.isEmpty {
-            guard let spec = WorkloadSpec.defaults(name, quick: quick) else {
+            guard let spec = WorkloadSpec.defaults(name, quick: quick)?.scaled(by: scale) else {
                 throw CLIError("unknown workload '\(name)' (known: \(WorkloadSpec.names.joined(separator: ", ")))")
             }
             if !specs.contains(where: { $0.name == spec.name }) { specs.append(spec) }

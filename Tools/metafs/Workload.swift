@@ -21,6 +21,7 @@ struct Workload: ParsableCommand {
 struct WorkloadCommonOptions: ParsableArguments {
     @Argument(help: "The mount point (a metafs mount, or any directory for comparison).") var mountpoint: String
     @Flag(help: "Small sizes (a few seconds): the defaults of every count are scaled down.") var quick = false
+    @Option(help: "Multiply the workload's main count (files, lookups or operations) by this factor.") var scale: Double = 1
     @Option(help: "Threads issuing system calls.") var threads = 4
     @Option(help: "Seed of the random choices (names, victims, offsets, orders).") var seed: UInt64 = 1
     @Option(help: "Upper bound in seconds on the timed phase (walks, lookups, hot passes, I/O, churn).") var duration: Double?
@@ -32,6 +33,7 @@ struct WorkloadCommonOptions: ParsableArguments {
     func validate() throws {
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be 1...256") }
         if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
+        guard scale > 0 && scale <= 1000 else { throw ValidationError("--scale must be in (0, 1000]") }
         if let directory, directory.isEmpty || directory.contains("/") || directory == "." || directory == ".." {
             throw ValidationError("--dir must be a single name")
         }
@@ -45,7 +47,8 @@ struct WorkloadCommonOptions: ParsableArguments {
     }
 
     /// Runs the workload and reports; exits 1 on errors, 130 when interrupted.
-    func run(_ spec: WorkloadSpec) throws {
+    func run(_ given: WorkloadSpec) throws {
+        let spec = scale == 1 ? given : given.scaled(by: scale)
         if let problem = spec.validate() { throw ValidationError(problem) }
         let result: WorkloadResult
         do throws(CLIError) {
@@ -98,7 +101,7 @@ struct FragmentWorkload: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "fragment",
         abstract: "Many files created, a random majority deleted, the survivors kept hot with stat: live objects scattered thinly over many slab pages.")
     @OptionGroup var common: WorkloadCommonOptions
-    @Option(help: "Files to create (default 30000; --quick 3000).") var files: Int?
+    @Option(help: "Files to create (default 50000; --quick 3000).") var files: Int?
     @Option(help: "Percent of the files kept (default 10).") var keep: Double?
     @Option(help: "stat passes over the survivors (default 10; --quick 3).") var passes: Int?
     @Option(help: "Files per directory (default 1000).") var filesPerDirectory: Int?
@@ -119,7 +122,7 @@ struct ExtentsWorkload: ParsableCommand {
     @Option(help: "Size of each sparse file: bytes or K/M/G (default 32M; --quick 4M).") var fileSize: String?
     @Option(help: "Bytes per read or write (default 4096).") var blockSize: Int?
     @Option(help: "Write every Nth block only, leaving holes (default 2).") var stride: Int?
-    @Option(help: "Reads and writes in all (default 200000; --quick 4000).") var ops: Int?
+    @Option(help: "Reads and writes in all (default 400000; --quick 4000).") var ops: Int?
     @Option(help: "Percent of the operations that are reads, verified (default 50).") var readPercent: Double?
 
     func run() throws {

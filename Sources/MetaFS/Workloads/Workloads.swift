@@ -33,7 +33,7 @@ public struct NegativeParameters: Sendable, Equatable {
 /// `fragment`: many files created, a random majority deleted, the survivors kept hot by repeated
 /// stat, so live objects are scattered thinly over many slab pages.
 public struct FragmentParameters: Sendable, Equatable {
-    public var files = 30_000
+    public var files = 50_000
     /// Percent of the files that survive the deletion.
     public var keepPercent = 10.0
     /// Passes of stat over the survivors.
@@ -51,7 +51,7 @@ public struct ExtentsParameters: Sendable, Equatable {
     public var blockSize = 4096
     /// Write only every stride-th block (2: a hole between every two written blocks).
     public var stride = 2
-    public var ops = 200_000
+    public var ops = 400_000
     public var readPercent = 50.0
     public init() {}
     public static var quick: ExtentsParameters { var p = ExtentsParameters(); p.files = 4; p.fileSize = 4 << 20; p.ops = 4_000; return p }
@@ -103,6 +103,19 @@ public enum WorkloadSpec: Sendable, Equatable {
         case .fragment: "fragment"
         case .extents: "extents"
         case .churn: "churn"
+        }
+    }
+
+    /// The same workload with its main count (files, lookups, operations) multiplied by `factor`
+    /// (at least 1), for runs sized to a time budget.
+    public func scaled(by factor: Double) -> WorkloadSpec {
+        func n(_ v: Int) -> Int { max(1, Int((Double(v) * factor).rounded())) }
+        switch self {
+        case .tree(var p): p.files = n(p.files); return .tree(p)
+        case .negative(var p): p.lookups = n(p.lookups); return .negative(p)
+        case .fragment(var p): p.files = n(p.files); return .fragment(p)
+        case .extents(var p): p.ops = n(p.ops); return .extents(p)
+        case .churn(var p): p.ops = n(p.ops); return .churn(p)
         }
     }
 
