@@ -30,6 +30,7 @@
 // locks), so a reader holding the directory's inode lock may trust that the alias names an
 // allocated record and read its key to find its shard.
 
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -86,8 +87,6 @@ struct DentryShard {
     var zombies = 0
     var lru = ObjectList()
     var dirty = ObjectList()
-    var hits: UInt64 = 0
-    var misses: UInt64 = 0
 }
 
 public final class DentryCache: @unchecked Sendable {
@@ -96,6 +95,8 @@ public final class DentryCache: @unchecked Sendable {
     let inodes: InodeCache
     let shards: ShardedMutex<DentryShard>
     let shardMask: Int
+    /// hits (0), misses (1), lock-free lookups that had to retry under the lock (2).
+    let events = StripedCounters()
 
     init(configuration c: CacheConfiguration, inodes: InodeCache) {
         self.inodes = inodes
@@ -105,7 +106,8 @@ public final class DentryCache: @unchecked Sendable {
         let n = nextPowerOfTwo(max(1, c.shards))
         shardMask = n - 1
         let buckets = nextPowerOfTwo(max(1024, c.expectedObjects / n))
-        shards = ShardedMutex(count: n) { _ in DentryShard(buckets: HashBuckets(count: buckets)) }
+        let maxBuckets = max(buckets, nextPowerOfTwo(min(1 << 26, c.reserveBytesPerCache / DentryRef.size / n)))
+        shards = ShardedMutex(count: n) { _ in DentryShard(buckets: HashBuckets(count: buckets, maxCount: maxBuckets)) }
     }
 
     deinit {
@@ -167,22 +169,12 @@ public final class DentryCache: @unchecked Sendable {
         return nilHandle
     }
 
+    /// Doubles the shard's table when it is loaded past 1.5. Inside a seqlock write section.
     private func growIfNeeded(_ s: inout DentryShard) {
-        guard s.count > 2 * s.buckets.bucketCount else { return }
-        let bigger = HashBuckets(count: s.buckets.bucketCount * 2)
-        for b in 0..<s.buckets.bucketCount {
-            var h = s.buckets.heads[b]
-            while h != nilHandle {
-                let d = ref(h)
-                let next = d.hashNext
-                let nb = bigger.bucket(recordHash(h))
-                d.hashNext = bigger.heads[nb]
-                bigger.heads[nb] = h
-                h = next
-            }
-        }
-        s.buckets.release()
-        s.buckets = bigger
+        guard s.buckets.wantsGrowth(s.count) else { return }
+        let old = s.buckets.double()
+        s.buckets.splitChains(old: old, hash: { recordHash($0) }, next: { ref($0).hashNext },
+                              setNext: { ref($0).hashNext = $1 })
     }
 
     /// Takes a hashed dentry out of the table and off its lists, clearing its counted flags.
@@ -254,19 +246,76 @@ public final class DentryCache: @unchecked Sendable {
 
     /// The cached entry for `name` in directory `parent`. Does not allocate. A hit sets the
     /// referenced bit and leaves the dentry where it is on the LRU (second chance).
+    ///
+    /// Lookups first read the shard without locking it, as a seqlock reader (the analogue of
+    /// Linux's RCU path walk): they write nothing shared, so threads looking up at once do not
+    /// bounce lock cache lines between cores. Every handle is range-checked before it is
+    /// followed and slab memory stays mapped, so a racing read sees stale bytes, never a fault;
+    /// the sequence check then discards it. A hit whose referenced bit is not yet set, or a
+    /// read that keeps racing with writers, takes the shard lock instead.
     public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) -> DentryLookup {
         guard let nb = name.baseAddress, name.count >= 1, name.count <= 255 else { return .miss }
         let n = name.count
         let hv = hashName(parent, nb, n)
-        return shards.withLock(shardIndex(hv)) { s -> DentryLookup in
+        let si = shardIndex(hv)
+        let seq = shards.sequence(si)
+        let state = shards.unsafeState(si)
+        for _ in 0..<3 {
+            let s1 = seq.pointee.load(ordering: .acquiring)
+            if s1 & 1 != 0 { continue }
+            let buckets = state.pointee.buckets
+            var h = buckets.heads[buckets.bucket(hv)]
+            var steps = 0
+            var sane = true
+            while h != nilHandle {
+                guard slab.isValidHandle(h), steps < 4096 else { sane = false; break }
+                let d = ref(h)
+                if d.parent == parent && nameEqualsRacy(d, nb, n) { break }
+                h = d.hashNext
+                steps &+= 1
+            }
+            var ino: UInt64 = 0, st: UInt32 = 0
+            if sane && h != nilHandle {
+                let d = ref(h)
+                ino = d.ino
+                st = d.header.state
+            }
+            atomicMemoryFence(ordering: .acquiring)
+            guard sane, seq.pointee.load(ordering: .relaxed) == s1 else { continue }
+            if h == nilHandle {
+                events.add(1)
+                return .miss
+            }
+            if st & ObjectFlag.referenced != 0 {
+                events.add(0)
+                return ino == 0 ? .negative : .positive(ino: ino, type: UInt8(truncatingIfNeeded: (st >> ObjectFlag.cacheShift) & 0xF))
+            }
+            break   // a first hit: set the referenced bit under the lock
+        }
+        events.add(2)
+        return shards.withLock(si) { s -> DentryLookup in
             let h = find(&s, hv, parent, nb, n)
-            guard h != nilHandle else { s.misses &+= 1; return .miss }
-            s.hits &+= 1
+            guard h != nilHandle else { events.add(1); return .miss }
+            events.add(0)
             slab.markReferenced(h)
             let d = ref(h)
             let ino = d.ino
             return ino == 0 ? .negative : .positive(ino: ino, type: d.type)
         }
+    }
+
+    /// nameEquals for a seqlock reader: the record may be changing under it, so the long-name
+    /// handle is range-checked before it is followed.
+    @inline(__always)
+    private func nameEqualsRacy(_ d: DentryRef, _ name: UnsafeRawPointer, _ n: Int) -> Bool {
+        let area = d.p + DentryRef.nameOffset
+        guard area.load(as: UInt8.self) == UInt8(truncatingIfNeeded: n) else { return false }
+        if n <= DentryRef.inlineNameMax { return memcmp(area + 1, name, n) == 0 }
+        guard memcmp(area + 8, name, 32) == 0 else { return false }
+        let nh = area.load(fromByteOffset: 4, as: UInt32.self)
+        let c = names.cache(forLength: n)
+        guard c.isValidHandle(nh) else { return false }
+        return memcmp(c.pointer(nh) + 32, name + 32, n - 32) == 0
     }
 
     /// Inserts or replaces. ino == 0 makes a negative dentry. A positive dentry pins its inode
@@ -288,6 +337,8 @@ public final class DentryCache: @unchecked Sendable {
         var oldInode = nilHandle, oldParent = nilHandle
         var clearOldAlias = false, held = false
         shards.withLock(si) { s in
+            shards.writeBegin(si)
+            defer { shards.writeEnd(si) }
             var h = find(&s, hv, parent, nb, n)
             if h != nilHandle {
                 let d = ref(h)
@@ -359,9 +410,12 @@ public final class DentryCache: @unchecked Sendable {
         let hv = hashName(parent, nb, n)
         var handle = nilHandle, inode = nilHandle, parentPin = nilHandle
         var aliasDir = false, held = false
-        shards.withLock(shardIndex(hv)) { s in
+        let si = shardIndex(hv)
+        shards.withLock(si) { s in
             let h = find(&s, hv, parent, nb, n)
             guard h != nilHandle else { return }
+            shards.writeBegin(si)
+            defer { shards.writeEnd(si) }
             let d = ref(h)
             handle = h
             inode = d.inodeHandle
@@ -436,6 +490,8 @@ public final class DentryCache: @unchecked Sendable {
             for i in 0..<shards.count {
                 victims.removeAll(keepingCapacity: true)
                 shards.withLock(i) { s in
+                    shards.writeBegin(i)
+                    defer { shards.writeEnd(i) }
                     var h = s.lru.tail
                     while h != nilHandle {
                         let prev = s.lru.prev(of: h, slab, .lru)
@@ -471,18 +527,18 @@ public final class DentryCache: @unchecked Sendable {
 
     // MARK: Figures
 
-    func counts() -> (hits: UInt64, misses: UInt64, negative: Int, zombies: Int) {
-        var r: (UInt64, UInt64, Int, Int) = (0, 0, 0, 0)
+    func counts() -> (hits: UInt64, misses: UInt64, negative: Int, zombies: Int, lockedLookups: UInt64) {
+        var r: (UInt64, UInt64, Int, Int, UInt64) = (events.total(0), events.total(1), 0, 0, events.total(2))
         for i in 0..<shards.count {
             shards.withLock(i) { s in
-                r.0 += s.hits; r.1 += s.misses; r.2 += s.negative; r.3 += s.zombies
+                r.2 += s.negative; r.3 += s.zombies
             }
         }
         return r
     }
 
     var tableBytes: Int {
-        var n = shards.memoryBytes
+        var n = shards.memoryBytes + events.memoryBytes
         for i in 0..<shards.count { n += shards.withLock(i) { $0.buckets.memoryBytes } }
         return n
     }

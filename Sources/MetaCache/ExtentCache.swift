@@ -33,7 +33,7 @@ public final class ExtentCache: @unchecked Sendable {
     /// with adjacent extents that continue it (same status, same dirtiness, physically
     /// contiguous). A zero-length mapping changes nothing.
     public func insert(ino: UInt64, _ mapping: ExtentMapping, dirty: Bool) {
-        guard mapping.length > 0, mapping.logical < UInt64.max else { return }
+        guard mapping.length > 0, mapping.logical < ExtentRef.blockLimit else { return }
         let hv = inodes.hash(ino)
         inodes.shards.withLock(inodes.shardIndex(hv)) { s in
             var h = inodes.find(&s, ino, hv)

@@ -126,12 +126,13 @@ public final class InodeCache: @unchecked Sendable {
     init(configuration c: CacheConfiguration) {
         slab = SlabCache(name: "metafs_inode", objectSize: InodeRef.size, pageSize: c.pageSize,
                          slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
-        extentSlab = SlabCache(name: "metafs_extent", objectSize: 32, pageSize: c.pageSize,
+        extentSlab = SlabCache(name: "metafs_extent", objectSize: ExtentRef.size, pageSize: c.pageSize,
                                slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
         let n = nextPowerOfTwo(max(1, c.shards))
         shardMask = n - 1
         let buckets = nextPowerOfTwo(max(1024, c.expectedObjects / n))
-        shards = ShardedMutex(count: n) { _ in InodeShard(buckets: HashBuckets(count: buckets)) }
+        let maxBuckets = max(buckets, nextPowerOfTwo(min(1 << 26, c.reserveBytesPerCache / InodeRef.size / n)))
+        shards = ShardedMutex(count: n) { _ in InodeShard(buckets: HashBuckets(count: buckets, maxCount: maxBuckets)) }
     }
 
     deinit {
@@ -174,21 +175,10 @@ public final class InodeCache: @unchecked Sendable {
     }
 
     private func growIfNeeded(_ s: inout InodeShard) {
-        guard s.count > 2 * s.buckets.bucketCount else { return }
-        let bigger = HashBuckets(count: s.buckets.bucketCount * 2)
-        for b in 0..<s.buckets.bucketCount {
-            var h = s.buckets.heads[b]
-            while h != nilHandle {
-                let r = ref(h)
-                let next = r.hashNext
-                let nb = bigger.bucket(hash(r.ino))
-                r.hashNext = bigger.heads[nb]
-                bigger.heads[nb] = h
-                h = next
-            }
-        }
-        s.buckets.release()
-        s.buckets = bigger
+        guard s.buckets.wantsGrowth(s.count) else { return }
+        let old = s.buckets.double()
+        s.buckets.splitChains(old: old, hash: { hash(ref($0).ino) }, next: { ref($0).hashNext },
+                              setNext: { ref($0).hashNext = $1 })
     }
 
     /// Allocates and hashes a record for `ino` (caller holds the shard lock and knows it is absent).
