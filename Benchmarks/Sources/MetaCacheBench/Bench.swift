@@ -218,6 +218,27 @@ func lookupRate(_ cache: MetaCache, set: Int, ops: Int, threads: Int) -> (wall: 
     return (Double(ops * threads) / t, cpu)
 }
 
+/// Reference: ns per dependent load at random over `bytes` of 4 KiB-paged memory (a pointer
+/// chase through one word per cache line), the floor under any lookup that misses in cache.
+func chaseNs(bytes: Int) -> Double {
+    let lines = bytes / 64
+    let p = UnsafeMutableRawPointer.allocate(byteCount: lines * 64, alignment: 4096)
+    defer { p.deallocate() }
+    var rng = SplitMix(state: 3)
+    var perm = Array(0..<lines)
+    perm.shuffle(using: &rng)
+    for i in 0..<lines {
+        p.storeBytes(of: perm[(i + 1) % lines], toByteOffset: perm[i] * 64, as: Int.self)
+    }
+    var cur = perm[0]
+    let steps = 2_000_000
+    let t0 = now()
+    for _ in 0..<steps { cur = p.load(fromByteOffset: cur * 64, as: Int.self) }
+    let t = now() - t0
+    precondition(cur >= 0)
+    return t / Double(steps) * 1e9
+}
+
 @main
 struct Bench {
     static func main() {
@@ -261,6 +282,7 @@ struct Bench {
             let r = lookupNs(cache, set: set, ops: 2_000_000)
             print("  dentry lookup hit, random among \(set) names: \(fmt(r.wall)) ns wall, \(fmt(r.cpu)) ns CPU, \(fmt(r.net)) ns net")
         }
+        print("  reference, one dependent random load over 1 MiB / 8 MiB / 88 MiB: \(fmt(chaseNs(bytes: 1 << 20))) / \(fmt(chaseNs(bytes: 8 << 20))) / \(fmt(chaseNs(bytes: 88 << 20))) ns")
         print("  dentry insert+remove (new name, \(n) cached): \(fmt(insertRemoveNs(cache, ops: 1_000_000))) ns per pair")
 
         print("Scaling, dentry lookup hits (each thread its own random order; wall clock, and CPU-time rates):")
