@@ -318,11 +318,65 @@ public final class DentryCache: @unchecked Sendable {
         return memcmp(c.pointer(nh) + 32, name + 32, n - 32) == 0
     }
 
+    /// What taking a dentry out of the table left to do once its shard lock is released.
+    private struct Detached {
+        var handle = nilHandle
+        var inode = nilHandle
+        var parent = nilHandle
+        /// It named a directory whose inode records it as alias: clear that, then drop `held`.
+        var aliasDir = false
+        var held = false
+        /// Still allocated and unpinned (an alias directory being evicted): free it at the end.
+        var freeAtEnd = false
+    }
+
+    /// Unhashes `h` and takes its pins with it. An unpinned dentry is freed at once unless it is
+    /// some inode's alias (then it is freed, or left to its last pin, after the alias is
+    /// cleared); a pinned one becomes a zombie that its last child frees. Under the shard lock,
+    /// inside a seqlock write section.
+    private func detach(_ s: inout DentryShard, _ h: UInt32, _ hv: UInt64, evicting: Bool) -> Detached {
+        let d = ref(h)
+        var out = Detached(handle: h, inode: d.inodeHandle, parent: d.parentHandle)
+        out.aliasDir = d.isDirectory && out.inode != nilHandle
+        unhash(&s, h, hv)
+        d.inodeHandle = nilHandle
+        d.parentHandle = nilHandle
+        if out.aliasDir {
+            if evicting {
+                out.freeAtEnd = true          // unpinned, unreachable: nobody else can touch it
+            } else {
+                out.held = slab.pinObject(h)  // keep it allocated until the alias is cleared
+                s.zombies += 1
+            }
+        } else if d.header.pins == 0 {
+            freeRecord(h)
+        } else {
+            s.zombies += 1
+        }
+        return out
+    }
+
+    /// The rest of `detach`, with no dentry lock held (lock order: it takes inode locks).
+    private func finish(_ x: Detached) {
+        guard x.handle != nilHandle else { return }
+        if x.aliasDir {
+            inodes.clearAlias(inode: x.inode, dentry: x.handle)
+            if x.freeAtEnd { freeRecord(x.handle) } else if x.held { unpin(dentry: x.handle) }
+        }
+        inodes.unpin(handle: x.inode)
+        unpin(dentry: x.parent)
+    }
+
     /// Inserts or replaces. ino == 0 makes a negative dentry. A positive dentry pins its inode
     /// (if the inode is cached: insert the inode first); every dentry pins the dentry of `parent`
     /// if that directory's own dentry is cached (and its inode was cached when it was inserted).
     /// A dentry whose type is DT_DIR is a directory dentry, else a leaf. A dirty dentry stays
     /// dirty until `takeDirty` hands it out.
+    ///
+    /// A dentry is replaced in place unless it names a directory and the new entry names
+    /// something else (rename over it, rmdir): then the old dentry is detached (a zombie while
+    /// cached children still pin it, as in `remove`) and a fresh one takes the name, so a
+    /// pinned directory dentry never changes what it names.
     public func insert(parent: UInt64, name: UnsafeRawBufferPointer, ino: UInt64, type: UInt8, dirty: Bool) {
         guard let nb = name.baseAddress, name.count >= 1, name.count <= 255 else { return }
         let n = name.count
@@ -335,20 +389,25 @@ public final class DentryCache: @unchecked Sendable {
 
         var handle = nilHandle
         var oldInode = nilHandle, oldParent = nilHandle
-        var clearOldAlias = false, held = false
+        var detached = Detached()
         shards.withLock(si) { s in
             shards.writeBegin(si)
             defer { shards.writeEnd(si) }
             var h = find(&s, hv, parent, nb, n)
+            var wasDirty = false
+            if h != nilHandle {
+                let d = ref(h)
+                let namesDirectory = d.isDirectory && (d.inodeHandle != nilHandle || d.header.pins > 0)
+                if namesDirectory && !(isDir && d.ino == ino) {
+                    wasDirty = d.header.has(ObjectFlag.dirty)
+                    detached = detach(&s, h, hv, evicting: false)
+                    h = nilHandle
+                }
+            }
             if h != nilHandle {
                 let d = ref(h)
                 oldInode = d.inodeHandle
                 oldParent = d.parentHandle
-                if d.isDirectory && oldInode != nilHandle && !(isDir && oldInode == inodePin) {
-                    // It stops naming that directory: hold it until its alias is cleared.
-                    clearOldAlias = true
-                    held = slab.pinObject(h)
-                }
                 if (d.ino == 0) != (ino == 0) { s.negative += ino == 0 ? 1 : -1 }
                 d.ino = ino
                 d.type = type
@@ -377,18 +436,15 @@ public final class DentryCache: @unchecked Sendable {
                 s.lru.pushFront(h, slab, .lru)
                 growIfNeeded(&s)
             }
-            if dirty && slab.setDirtyFlag(h, true) { s.dirty.pushFront(h, slab, .dirty) }
+            if (dirty || wasDirty) && slab.setDirtyFlag(h, true) { s.dirty.pushFront(h, slab, .dirty) }
             handle = h
         }
+        finish(detached)
         guard handle != nilHandle else {
             inodes.unpin(handle: inodePin)
             unpin(dentry: parentPin)
             if dirty { fatalError("MetaCache: metafs_dentry: reserved address range exhausted") }
             return
-        }
-        if clearOldAlias {
-            inodes.clearAlias(inode: oldInode, dentry: handle)
-            if held { unpin(dentry: handle) }
         }
         if isDir && inodePin != nilHandle {
             let h = handle
@@ -408,38 +464,15 @@ public final class DentryCache: @unchecked Sendable {
         guard let nb = name.baseAddress, name.count >= 1, name.count <= 255 else { return }
         let n = name.count
         let hv = hashName(parent, nb, n)
-        var handle = nilHandle, inode = nilHandle, parentPin = nilHandle
-        var aliasDir = false, held = false
         let si = shardIndex(hv)
-        shards.withLock(si) { s in
+        let x = shards.withLock(si) { s -> Detached in
             let h = find(&s, hv, parent, nb, n)
-            guard h != nilHandle else { return }
+            guard h != nilHandle else { return Detached() }
             shards.writeBegin(si)
             defer { shards.writeEnd(si) }
-            let d = ref(h)
-            handle = h
-            inode = d.inodeHandle
-            parentPin = d.parentHandle
-            aliasDir = d.isDirectory && inode != nilHandle
-            unhash(&s, h, hv)
-            d.inodeHandle = nilHandle
-            d.parentHandle = nilHandle
-            if aliasDir {
-                held = slab.pinObject(h)   // keep it allocated until the alias is cleared
-                s.zombies += 1
-            } else if d.header.pins == 0 {
-                freeRecord(h)
-            } else {
-                s.zombies += 1
-            }
+            return detach(&s, h, hv, evicting: false)
         }
-        guard handle != nilHandle else { return }
-        if aliasDir {
-            inodes.clearAlias(inode: inode, dentry: handle)
-            if held { unpin(dentry: handle) }
-        }
-        inodes.unpin(handle: inode)
-        unpin(dentry: parentPin)
+        finish(x)
     }
 
     /// Dentries waiting for writeback.
@@ -482,9 +515,8 @@ public final class DentryCache: @unchecked Sendable {
     /// Evicts every clean, unpinned dentry, leaves first: a directory dentry becomes unpinned
     /// once its children are gone and goes in a later pass. Returns dentries freed.
     func evictUnused() -> Int {
-        struct Victim { var handle: UInt32; var inode: UInt32; var parent: UInt32; var aliasDir: Bool }
         var total = 0
-        var victims: [Victim] = []
+        var victims: [Detached] = []
         while true {
             var pass = 0
             for i in 0..<shards.count {
@@ -497,26 +529,12 @@ public final class DentryCache: @unchecked Sendable {
                         let prev = s.lru.prev(of: h, slab, .lru)
                         let d = ref(h)
                         if d.header.pins == 0 && !d.header.has(ObjectFlag.dirty) {
-                            let v = Victim(handle: h, inode: d.inodeHandle, parent: d.parentHandle,
-                                           aliasDir: d.isDirectory && d.inodeHandle != nilHandle)
-                            unhash(&s, h, recordHash(h))
-                            d.inodeHandle = nilHandle
-                            d.parentHandle = nilHandle
-                            if !v.aliasDir { freeRecord(h) }
-                            victims.append(v)
+                            victims.append(detach(&s, h, recordHash(h), evicting: true))
                         }
                         h = prev
                     }
                 }
-                for v in victims {
-                    if v.aliasDir {
-                        // Unhashed and unpinned: nothing else can reach it; free once the alias is gone.
-                        inodes.clearAlias(inode: v.inode, dentry: v.handle)
-                        freeRecord(v.handle)
-                    }
-                    inodes.unpin(handle: v.inode)
-                    unpin(dentry: v.parent)
-                }
+                for v in victims { finish(v) }
                 pass += victims.count
             }
             total += pass
