@@ -21,10 +21,10 @@ public final class ExtentCache: @unchecked Sendable {
         let hv = inodes.hash(ino)
         return inodes.shards.withLock(inodes.shardIndex(hv)) { s -> ExtentMapping? in
             let h = inodes.find(&s, ino, hv)
-            guard h != nilHandle else { s.extentMisses += 1; return nil }
+            guard h != nilHandle else { inodes.events.add(3); return nil }
             let e = inodes.tree(h).lookup(block)
-            guard e != nilHandle else { s.extentMisses += 1; return nil }
-            s.extentHits += 1
+            guard e != nilHandle else { inodes.events.add(3); return nil }
+            inodes.events.add(2)
             return ExtentRef(slab.pointer(e)).mapping
         }
     }
@@ -35,7 +35,7 @@ public final class ExtentCache: @unchecked Sendable {
     public func insert(ino: UInt64, _ mapping: ExtentMapping, dirty: Bool) {
         guard mapping.length > 0, mapping.logical < ExtentRef.blockLimit else { return }
         let hv = inodes.hash(ino)
-        inodes.shards.withLock(inodes.shardIndex(hv)) { s in
+        inodes.shards.withWriteLock(inodes.shardIndex(hv)) { s in
             var h = inodes.find(&s, ino, hv)
             if h == nilHandle {
                 guard let stub = inodes.create(&s, ino, hv, stub: true) else {
@@ -55,7 +55,7 @@ public final class ExtentCache: @unchecked Sendable {
         guard count > 0 else { return }
         let to = count == .max || from > UInt64.max - count ? UInt64.max : from + count
         let hv = inodes.hash(ino)
-        inodes.shards.withLock(inodes.shardIndex(hv)) { s in
+        inodes.shards.withWriteLock(inodes.shardIndex(hv)) { s in
             let h = inodes.find(&s, ino, hv)
             guard h != nilHandle else { return }
             var t = inodes.tree(h)

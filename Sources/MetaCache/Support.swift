@@ -113,6 +113,17 @@ final class ShardedMutex<State>: @unchecked Sendable {
         return result.unsafelyUnwrapped
     }
 
+    /// `withLock` inside a seqlock write section: for changes lock-free readers must not see
+    /// half done (hash chains, keys, the values they return).
+    @inline(__always)
+    func withWriteLock<R>(_ i: Int, _ body: (inout State) -> R) -> R {
+        withLock(i) { s -> R in
+            writeBegin(i)
+            defer { writeEnd(i) }
+            return body(&s)
+        }
+    }
+
     /// Runs `body` if shard `i`'s lock is free right now; nil if it is busy.
     func withLockIfAvailable<R>(_ i: Int, _ body: (inout State) -> R) -> R? {
         let base = storage + i &* stride

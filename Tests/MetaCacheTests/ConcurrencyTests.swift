@@ -269,4 +269,38 @@ struct ConcurrencyTests {
         #expect(cache.slabBytes == 0)
         #expect(cache.checkConsistency() == [])
     }
+
+    /// Lock-free inode reads never return a torn record: the writer keeps size == blocks and
+    /// uid == gid in every update while tables grow and other inodes come and go.
+    @Test("seqlock inode reads never see a half-written record")
+    func seqlockInodeReads() {
+        let cache = makeCache(shards: 2)
+        let stable = 2_000
+        for k in 1...stable { cache.inodes.insert(attributes(UInt64(k)), dirty: false) }
+        let torn = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        runThreads(3) { t in
+            var rng = SeededRandom(seed: UInt64(t + 9))
+            if t == 0 {
+                for round in 0..<40_000 {
+                    let k = UInt64.random(in: 1...UInt64(stable), using: &rng)
+                    let v = UInt64(round)
+                    _ = cache.inodes.update(k) { $0.size = v; $0.blocks = v; $0.uid = UInt32(truncatingIfNeeded: v); $0.gid = UInt32(truncatingIfNeeded: v) }
+                    cache.inodes.insert(attributes(UInt64(100_000 + round)), dirty: false)
+                    if round % 2 == 0 { cache.inodes.remove(UInt64(100_000 + round - 1)) }
+                }
+                stop.store(true, ordering: .releasing)
+            } else {
+                while !stop.load(ordering: .acquiring) {
+                    let k = UInt64.random(in: 1...UInt64(stable), using: &rng)
+                    guard let a = cache.inodes.get(k) else { torn.wrappingAdd(1, ordering: .relaxed); continue }
+                    if a.ino != k || (a.size != a.blocks && a.size != 0) || (a.uid != a.gid) {
+                        torn.wrappingAdd(1, ordering: .relaxed)
+                    }
+                }
+            }
+        }
+        #expect(torn.load(ordering: .relaxed) == 0)
+        #expect(cache.checkConsistency() == [])
+    }
 }
