@@ -239,6 +239,7 @@ public final class InodeCache: @unchecked Sendable {
         unhash(&s, h)
         s.lru.remove(h, slab, .lru)
         slab.clearCountedFlags(h)
+        r.header.state = 0
         slab.free(h)
     }
 
