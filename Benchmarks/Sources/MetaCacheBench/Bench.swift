@@ -250,9 +250,13 @@ struct Bench {
             // For perf: nothing but lookups over one working set.
             let cache = MetaCache(configuration: config())
             populate(cache, names, n)
-            let order = randomOrder(20_000_000, range: set, seed: 1)
+            let ops = Int(ProcessInfo.processInfo.environment["BENCH_PROFILE_OPS"] ?? "") ?? 20_000_000
+            let order = randomOrder(ops, range: set, seed: 1)
             let t0 = now()
-            print("hits: \(lookupLoop(cache, order, 20_000_000)) in \(fmt((now() - t0) / 20_000_000 * 1e9)) ns each")
+            print("hits: \(lookupLoop(cache, order, ops)) in \(fmt((now() - t0) / Double(ops) * 1e9)) ns each")
+            if ProcessInfo.processInfo.environment["BENCH_PROFILE_CHURN"] != nil {
+                print("insert+remove: \(fmt(insertRemoveNs(cache, ops: ops / 3))) ns per pair (x3)")
+            }
             return
         }
         print("Memory, \(n) objects of each kind (reported = MetaCache.memoryBytes: slabs, descriptors, hash tables, shards):")
