@@ -521,9 +521,7 @@ public final class DentryCache: @unchecked Sendable {
             var pass = 0
             for i in 0..<shards.count {
                 victims.removeAll(keepingCapacity: true)
-                shards.withLock(i) { s in
-                    shards.writeBegin(i)
-                    defer { shards.writeEnd(i) }
+                shards.withWriteLock(i) { s in
                     var h = s.lru.tail
                     while h != nilHandle {
                         let prev = s.lru.prev(of: h, slab, .lru)
@@ -534,13 +532,49 @@ public final class DentryCache: @unchecked Sendable {
                         h = prev
                     }
                 }
-                for v in victims { finish(v) }
-                pass += victims.count
+                for v in victims {
+                    // Up the tree: a parent whose last child this was goes too (as dentry_kill
+                    // moves on to the parent), so one pass empties a whole clean subtree.
+                    var x = v
+                    while true {
+                        pass += 1
+                        let parent = x.parent
+                        x.parent = nilHandle
+                        finish(x)
+                        guard let up = unpinEvicting(parent) else { break }
+                        x = up
+                    }
+                }
             }
             total += pass
             if pass == 0 { break }
         }
         return total
+    }
+
+    /// Drops a child's pin on `h` for eviction: frees `h` if it was a zombie; detaches it if it
+    /// is now unpinned, clean and hashed, and returns what is left to finish.
+    private func unpinEvicting(_ h: UInt32) -> Detached? {
+        guard h != nilHandle else { return nil }
+        let hv = recordHash(h)
+        let si = shardIndex(hv)
+        var freeZombie = false
+        let x = shards.withLock(si) { s -> Detached? in
+            let left = slab.unpinObject(h)
+            guard left == 0 else { return nil }
+            let d = ref(h)
+            if !d.isHashed {
+                s.zombies -= 1
+                freeZombie = true
+                return nil
+            }
+            guard !d.header.has(ObjectFlag.dirty) else { return nil }
+            shards.writeBegin(si)
+            defer { shards.writeEnd(si) }
+            return detach(&s, h, hv, evicting: true)
+        }
+        if freeZombie { freeRecord(h) }
+        return x
     }
 
     // MARK: Figures
