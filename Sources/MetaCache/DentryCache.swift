@@ -98,6 +98,8 @@ public final class DentryCache: @unchecked Sendable {
     /// hits (0), misses (1), lock-free lookups that had to retry under the lock (2).
     let events = StripedCounters()
 
+    private let dirtyRotor = Atomic<Int>(0)
+
     init(configuration c: CacheConfiguration, inodes: InodeCache) {
         self.inodes = inodes
         slab = SlabCache(name: "metafs_dentry", objectSize: DentryRef.size, pageSize: c.pageSize,
@@ -487,7 +489,10 @@ public final class DentryCache: @unchecked Sendable {
     public func takeDirty(limit: Int) -> [DirtyDentry] {
         var out: [DirtyDentry] = []
         guard limit > 0 else { return out }
-        for i in 0..<shards.count where out.count < limit {
+        // Start where the last call stopped, so that small batches drain every shard in turn.
+        let first = dirtyRotor.wrappingAdd(1, ordering: .relaxed).oldValue
+        for k in 0..<shards.count where out.count < limit {
+            let i = (first &+ k) & (shards.count - 1)
             shards.withLock(i) { s in
                 while out.count < limit, s.dirty.tail != nilHandle {
                     let h = s.dirty.tail

@@ -7,9 +7,13 @@
 // Extents for an inode whose attributes are not cached hang off a stub inode record
 // (InodeCache.swift), so a dirty mapping is never dropped for want of its inode.
 
+import Synchronization
+
 public final class ExtentCache: @unchecked Sendable {
     let inodes: InodeCache
     var slab: SlabCache { inodes.extentSlab }
+
+    private let extentDirtyRotor = Atomic<Int>(0)
 
     init(inodes: InodeCache) {
         self.inodes = inodes
@@ -89,7 +93,10 @@ public final class ExtentCache: @unchecked Sendable {
     public func takeDirty(limit: Int) -> [(ino: UInt64, mappings: [ExtentMapping])] {
         var out: [(ino: UInt64, mappings: [ExtentMapping])] = []
         guard limit > 0 else { return out }
-        for i in 0..<inodes.shards.count where out.count < limit {
+        // Start where the last call stopped, so that small batches drain every shard in turn.
+        let first = extentDirtyRotor.wrappingAdd(1, ordering: .relaxed).oldValue
+        for k in 0..<inodes.shards.count where out.count < limit {
+            let i = (first &+ k) & (inodes.shards.count - 1)
             inodes.shards.withLock(i) { s in
                 while out.count < limit, s.withDirtyExtents.tail != nilHandle {
                     let h = s.withDirtyExtents.tail

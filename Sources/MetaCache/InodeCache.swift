@@ -124,6 +124,8 @@ public final class InodeCache: @unchecked Sendable {
     /// to be redone under the lock (4).
     let events = StripedCounters()
 
+    private let dirtyRotor = Atomic<Int>(0)
+
     init(configuration c: CacheConfiguration) {
         slab = SlabCache(name: "metafs_inode", objectSize: InodeRef.size, pageSize: c.pageSize,
                          slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
@@ -455,7 +457,10 @@ public final class InodeCache: @unchecked Sendable {
     public func takeDirty(limit: Int) -> [InodeAttributes] {
         var out: [InodeAttributes] = []
         guard limit > 0 else { return out }
-        for i in 0..<shards.count where out.count < limit {
+        // Start where the last call stopped, so that small batches drain every shard in turn.
+        let first = dirtyRotor.wrappingAdd(1, ordering: .relaxed).oldValue
+        for k in 0..<shards.count where out.count < limit {
+            let i = (first &+ k) & (shards.count - 1)
             shards.withLock(i) { s in
                 while out.count < limit, s.dirty.tail != nilHandle {
                     let h = s.dirty.tail
