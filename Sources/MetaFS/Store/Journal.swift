@@ -31,8 +31,10 @@ public enum StoreCrashPoint: Sendable {
 }
 
 struct JournalHeader {
+    /// Rewrite the header (the first 64 bytes; the rest of the block, which holds the superblock
+    /// backup, is left as it is).
     static func write(_ p: UnsafeMutableRawPointer, sequence: UInt64) {
-        memset(p, 0, Layout.blockSize)
+        memset(p, 0, JournalFormat.headerBytes)
         st32(p, 0, Layout.journalHeaderMagic)
         st64(p, JournalFormat.oSequence, sequence)
         st32(p, 4, CRC32C.checksum(p, JournalFormat.headerBytes, skippingFieldAt: 4))

@@ -92,6 +92,7 @@ public final class Store: @unchecked Sendable {
         let mapping = try Mapping(fd: fd, length: Int(sb.fileSize))
         sb.encode(into: mapping.block(0))
         JournalHeader.write(mapping.block(sb.journalStart), sequence: 1)
+        sb.writeBackup(into: mapping.block(sb.journalStart))
         // Inode bitmap: 0 (reserved) and 1 (root).
         mapping.block(sb.inodeBitmapStart).storeBytes(of: 0b11, as: UInt8.self)
         // Block bitmap: every metadata block.
@@ -146,7 +147,16 @@ public final class Store: @unchecked Sendable {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: Layout.blockSize, alignment: 64)
         defer { buffer.deallocate() }
         guard pread(fd, buffer, Layout.blockSize, 0) == Layout.blockSize else { throw .system("cannot read the superblock of \(path)") }
-        var sb = try Superblock.decode(buffer, fileSize: size)
+        var sb: Superblock
+        do {
+            sb = try Superblock.decode(buffer, fileSize: size)
+        } catch {
+            // A checkpoint of a journaled superblock torn by a crash: its geometry is intact and
+            // the journal still holds the whole block, so replay first and decode again below.
+            guard error.message.hasPrefix("superblock checksum mismatch"),
+                  let geometry = Superblock.decodeUnverified(buffer, fileSize: size) else { throw error }
+            sb = geometry
+        }
         let mapping = try Mapping(fd: fd, length: Int(sb.fileSize))
         // Replay before anything reads metadata.
         let probe = Store(path: path, sb: sb, mapping: mapping)
