@@ -117,9 +117,10 @@ public struct CrashImageCursor {
         }
     }
 
-    /// Write an image to `path` (created 0600, replaced), ready for `Store.open`.
+    /// Write an image to `path` (created 0600; overwritten in place, then cut to the image's size),
+    /// ready for `Store.open`.
     public static func write(_ image: [UInt8], to path: String) throws(StoreError) {
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .system("cannot create crash image \(path)") }
         defer { Glibc.close(fd) }
         var done = 0
@@ -128,6 +129,7 @@ public struct CrashImageCursor {
             guard n > 0 else { throw .system("cannot write crash image \(path)") }
             done += n
         }
+        guard ftruncate(fd, off_t(image.count)) == 0 else { throw .system("cannot size crash image \(path)") }
     }
 }
 

@@ -35,6 +35,10 @@ public struct TreeState: Sendable, Equatable {
     public var names: [String: Name]
     /// first path of an object → its state.
     public var objects: [String: ObjectState]
+    /// Expected states only: first path of an object → the model's node id (stable across renames
+    /// and links), and node id → first path.
+    public var ids: [String: Int] = [:]
+    public var pathOfID: [Int: String] = [:]
 
     public struct Name: Sendable, Equatable, CustomStringConvertible {
         public var kind: ModelNode.Kind
@@ -42,6 +46,8 @@ public struct TreeState: Sendable, Equatable {
         public var target: String
         public var description: String { "\(kind)\(object.isEmpty ? "" : " =\(object)")\(target.isEmpty ? "" : " -> \(target)")" }
     }
+
+    public static func == (a: TreeState, b: TreeState) -> Bool { a.names == b.names && a.objects == b.objects }
 
     func namesDiff(_ o: TreeState) -> String {
         var out: [String] = []
@@ -73,7 +79,7 @@ public struct HarnessOptions: Sendable {
     public var granularity = 64
     /// Where store files go (a tmpfs is fastest).
     public var directory = "/dev/shm"
-    public var storeSize: UInt64 = 4 << 20
+    public var storeSize: UInt64 = 2 << 20
     public var inodes: UInt64 = 128
     public var verbose = false
     public var log: (@Sendable (String) -> Void)?
@@ -322,7 +328,11 @@ public enum CrashHarness {
         let root = try fs.getattr(1)
         objects[""] = ObjectState(kind: .directory, size: root.size, nlink: root.nlink, mode: root.mode, uid: root.uid, gid: root.gid,
                                   mtime: root.mtime, xattrs: [:], content: [])
-        return TreeState(names: names, objects: objects)
+        var state = TreeState(names: names, objects: objects)
+        for (id, p) in first { state.ids[p] = id; state.pathOfID[id] = p }
+        state.ids[""] = 0
+        state.pathOfID[0] = ""
+        return state
     }
 
     /// Everything a recovered file system holds: every name, every object read in full.
@@ -463,19 +473,29 @@ public enum CrashHarness {
             for (p, o) in s.objects {
                 guard let r = tree.objects[p] else { problem = "\(p) missing"; break }
                 if !r.sameStat(o) { problem = "\(p): recovered \(r) but state \(j) has \(o)"; break }
-                if o.kind == .file {
-                    for i in 0..<r.content.count {
-                        let ok = (j...w.upperBound).contains { k in
-                            guard let ko = states[k].objects[p] else { return false }
-                            return (i < ko.content.count ? ko.content[i] : 0) == r.content[i]
+                if o.kind == .file && r.content != o.content {
+                    // The contents the object named p has in states j... of the window.
+                    var candidates: [[UInt8]] = []
+                    let id = s.ids[p]
+                    for k in j...w.upperBound {
+                        // The same object in state k, whatever it is named there (renames, links).
+                        guard let id, let key = states[k].pathOfID[id] else { continue }
+                        if let ko = states[k].objects[key], ko.kind == .file { candidates.append(ko.content) }
+                    }
+                    if candidates.contains(r.content) { continue }
+                    r.content.withUnsafeBufferPointer { rc in
+                        for i in 0..<rc.count {
+                            let v = rc[i]
+                            var ok = false
+                            for c in candidates where (i < c.count ? c[i] : 0) == v { ok = true; break }
+                            if !ok { problem = "\(p): byte \(i) is 0x\(String(v, radix: 16)), held by no state in \(j)...\(w.upperBound)"; break }
                         }
-                        if !ok { problem = "\(p): byte \(i) is 0x\(String(r.content[i], radix: 16)), held by no state in \(j)...\(w.upperBound)"; break }
                     }
                     if problem != nil { break }
                 }
             }
             if problem == nil { return nil }
-            best = problem
+            best = (best.map { $0 + " | " } ?? "") + "state \(j): " + problem!
         }
         if best == nil {
             best = "names match no state in \(w): \(tree.namesDiff(states[w.upperBound]))"
