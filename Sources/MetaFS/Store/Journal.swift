@@ -120,6 +120,19 @@ extension Store {
         return record.blocks.count
     }
 
+    /// fsck --repair: mark the journal empty with a sequence no record in it carries.
+    func resetJournal() throws(StoreError) {
+        var top: UInt64 = ld64(mapping.block(sb.journalStart), JournalFormat.oSequence)
+        for b in sb.journalStart + 1..<sb.journalStart + sb.journalBlocks {
+            let p = mapping.block(b)
+            let magic = ld32(p, 0)
+            if magic == Layout.journalDescriptorMagic || magic == Layout.journalCommitMagic { top = max(top, ld64(p, JournalFormat.oSequence)) }
+        }
+        nextSequence = top &+ 1
+        JournalHeader.write(mapping.block(sb.journalStart), sequence: nextSequence)
+        try mapping.persistBlocks(sb.journalStart, count: 1)
+    }
+
     /// Persist a set of blocks, coalescing adjacent ones into one range.
     func persistHomeBlocks(_ list: [UInt64]) throws(StoreError) {
         let sorted = list.sorted()

@@ -46,6 +46,8 @@ public final class Store: @unchecked Sendable {
     public internal(set) var recovered = false
     /// What open did to recover: journal blocks replayed, orphans freed.
     public internal(set) var recoveryNotes: [String] = []
+    /// Repairs made by a tolerant open (fsck --repair).
+    var openRepairs = 0
 
     /// Test hook: make the next commit stop ("crash") at this point. The store is then unusable;
     /// call `simulateCrash()` and open the file again.
@@ -126,6 +128,12 @@ public final class Store: @unchecked Sendable {
     /// Open a store: validate the superblock, replay the journal, rebuild the allocators from the
     /// bitmaps and free the inodes left on the orphan list. Errors name what is wrong.
     public static func open(path: String) throws(StoreError) -> Store {
+        try open(path: path, tolerant: false, repair: false)
+    }
+
+    /// `tolerant` (fsck): bitmap checksum mismatches and a damaged orphan list do not stop the
+    /// open (the check names them); with `repair`, a damaged journal is reset.
+    static func open(path: String, tolerant: Bool, repair: Bool) throws(StoreError) -> Store {
         let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
@@ -161,11 +169,21 @@ public final class Store: @unchecked Sendable {
         // Replay before anything reads metadata.
         let probe = Store(path: path, sb: sb, mapping: mapping)
         probe.closed = true   // not a usable store: its allocators predate the replay
-        let replayed = try probe.replayJournal()
+        var replayed = 0
+        var notes: [String] = []
+        do {
+            replayed = try probe.replayJournal()
+        } catch {
+            guard repair else { throw error }
+            try probe.resetJournal()
+            notes.append("journal reset (\(error.message)); its last transaction is lost")
+        }
         // The superblock may have been replayed: read it again.
         sb = try Superblock.decode(mapping.block(0), fileSize: size)
-        try sb.verifyBitmaps(superblock: mapping.block(0)) { UnsafeRawPointer(mapping.block($0)) }
+        if !tolerant { try sb.verifyBitmaps(superblock: mapping.block(0)) { UnsafeRawPointer(mapping.block($0)) } }
         let store = Store(path: path, sb: sb, mapping: mapping)
+        store.recoveryNotes = notes
+        store.openRepairs = notes.count
         store.nextSequence = probe.nextSequence
         store.recovered = sb.state != Layout.stateClean || replayed > 0
         if sb.state != Layout.stateClean { store.recoveryNotes.append("store was not closed cleanly") }
@@ -176,7 +194,11 @@ public final class Store: @unchecked Sendable {
         st64(p, Superblock.oMountCount, ld64(p, Superblock.oMountCount) &+ 1)
         Superblock.seal(p)
         try mapping.persistBlocks(0, count: 1)
-        try store.processOrphans()
+        if tolerant {
+            do { try store.processOrphans() } catch { store.recoveryNotes.append("orphan list not processed: \(error.message)") }
+        } else {
+            try store.processOrphans()
+        }
         ok = true
         return store
     }
