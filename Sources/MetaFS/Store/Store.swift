@@ -341,12 +341,22 @@ public final class Store: @unchecked Sendable {
         return (r.start, generation == 0 ? 1 : generation)
     }
 
-    /// Reserve up to `count` contiguous data blocks near `goal` (0: anywhere); at least one.
+    /// Blocks file data may not take, so that commits can still allocate metadata blocks
+    /// (directory leaves and index, extent overflow, xattr and symlink blocks) when data has filled
+    /// the store: without it an acknowledged create could never commit.
+    public var metadataReserveBlocks: UInt64 { min(256, max(8, (sb.totalBlocks - sb.dataStart) / 64)) }
+
+    /// Reserve up to `count` contiguous data blocks near `goal` (0: anywhere); at least one. ENOSPC
+    /// when only the metadata reserve is left.
     public func allocateBlocks(count: Int, goal: UInt64) throws(StoreError) -> (start: UInt64, count: Int) {
         try checkUsable()
         guard count >= 1 else { throw .invalid("allocateBlocks(count: \(count))") }
-        guard let r = blockAllocator.withLock({ $0.allocate(count: count, goal: goal == 0 ? nil : goal) }) else {
-            throw .noSpace("no free data blocks (all \(sb.totalBlocks - sb.dataStart) in use)")
+        let reserve = metadataReserveBlocks
+        guard let r = blockAllocator.withLock({ (a: inout BitAllocator) -> (start: UInt64, count: Int)? in
+            guard a.free > reserve else { return nil }
+            return a.allocate(count: min(count, Int(a.free - reserve)), goal: goal == 0 ? nil : goal)
+        }) else {
+            throw .noSpace("no free data blocks (all \(sb.totalBlocks - sb.dataStart) in use, \(reserve) kept for metadata)")
         }
         return r
     }
