@@ -186,4 +186,31 @@ import Testing
         #expect(try r.readInode(f)?.nlink == 2)
         try r.close()
     }
+
+    /// `metafs fsck` exit codes, as e2fsck's: 0 clean, 1 fixed, 4 left uncorrected, 8 operational.
+    @Test func fsckExitCodes() throws {
+        let bin = try MountFixture.binary()
+        let t = try Self.populated()
+        func fsck(_ args: String) -> ShellResult { Shell.run("'\(bin)' fsck \(args)", timeout: 60) }
+        var r = fsck("'\(t.path)'")
+        #expect(r.status == 0 && r.stdout.contains("clean"), "\(r)")
+        #expect(fsck("'\(t.dir)/missing.store'").status == 8)
+        // A bitmap bit flipped: the check names it (4); --repair fixes it (1); then clean (0).
+        let bb = t.peek(offset: 72, count: 8).withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+        var byte = t.peek(offset: bb * 4096 + 100, count: 1)
+        byte[0] ^= 0x10
+        t.poke(offset: bb * 4096 + 100, byte)
+        r = fsck("'\(t.path)'")
+        #expect(r.status == 4 && r.stdout.contains("checksum mismatch") && r.stdout.contains("--repair"), "\(r)")
+        r = fsck("--repair '\(t.path)'")
+        #expect(r.status == 1 && r.stdout.contains("fixed:"), "\(r)")
+        #expect(fsck("'\(t.path)'").status == 0)
+        // A zeroed superblock: refused without --repair (8, naming it), restored with it.
+        t.poke(offset: 0, [UInt8](repeating: 0, count: 4096))
+        r = fsck("'\(t.path)'")
+        #expect(r.status == 8 && r.stderr.contains("zeroed") && r.stderr.contains("--repair"), "\(r)")
+        r = fsck("-y '\(t.path)'")
+        #expect(r.status == 1 && r.stdout.contains("backup"), "\(r)")
+        #expect(fsck("'\(t.path)'").status == 0)
+    }
 }
