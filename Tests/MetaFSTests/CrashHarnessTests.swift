@@ -113,4 +113,26 @@ import Testing
         }
         #expect(checked > 10)
     }
+
+    /// An xattr set too big for the store's xattr block fails alone (ENOSPC) before the commit, so
+    /// the other dirty objects of that moment still commit.
+    @Test func oversizedXattrFailsAloneBeforeTheCommit() throws {
+        let t = try TempStore(size: 2 << 20, inodes: 64)
+        var options = FileSystemOptions()
+        options.flushInterval = 0
+        let fs = try FileSystem(storePath: t.path, cache: MetaCache(), options: options)
+        let caller = Caller(uid: 0, gid: 0, pid: 1)
+        let name = Array("f".utf8), xname = Array("user.big".utf8), value = [UInt8](repeating: 0x61, count: 5000)
+        let (a, fh) = try name.withUnsafeBytes { try fs.create(parent: 1, name: $0, mode: 0o644, flags: O_RDWR, caller: caller) }
+        fs.release(a.ino, fh: fh)
+        let before = fs.store.usage.commits
+        do {
+            try xname.withUnsafeBytes { n in try value.withUnsafeBytes { v in try fs.setxattr(a.ino, name: n, value: v, flags: 0) } }
+            Issue.record("a 5000-byte xattr was accepted")
+        } catch let e as FSError { #expect(e.code == ENOSPC) }
+        #expect(fs.store.usage.commits == before)   // nothing was attempted
+        try fs.sync()
+        #expect(try lookup(fs.store, 1, "f")?.ino == a.ino)
+        fs.shutdown()
+    }
 }
