@@ -1,69 +1,103 @@
 // One inode's extent status tree: a treap of 32-byte extent records in slab memory.
 //
-// Extent record (32 bytes):
+// Extent record (28 bytes; 146 to a 4 KiB slab):
 //
-//     0  logical   u64   first file block
-//     8  physical  u64   first store block (0 for holes)
-//    16  lenFlags  u32   length (bits 0-27) | status (bits 28-29) | referenced (30) | dirty (31)
-//    20  left      u32   treap children (handles)
-//    24  right     u32
-//    28  owner     u32   handle of the inode record whose tree this is
+//     0  word0  u64   logical (bits 0-47) | status (48-49) | referenced (50) | dirty (51)
+//                     | length bits 16-27 (52-63)
+//     8  word1  u64   physical (bits 0-47) | length bits 0-15 (48-63)
+//    16  left   u32   treap children (handles)
+//    20  right  u32
+//    24  owner  u32   handle of the inode record whose tree this is
+//
+// Block numbers have 48 bits (2^48 blocks of 4 KiB is 1 EiB; ext4 itself keeps 32-bit logical
+// blocks in its extent status entries) and a record covers at most 2^28 - 1 blocks (a longer
+// mapping is stored as several records). Records are 4-byte aligned, so the 64-bit words are
+// read with unaligned loads (free on x86-64 and arm64).
 //
 // The treap's heap priority is a hash of the record's handle, so no bits are spent on it and the
 // shape is random whatever order extents arrive in: expected depth O(log n). Split and merge are
 // the only structural operations; range removal, insertion and neighbour merging are built from
-// them. Extents never overlap; a record covers at most 2^28 - 1 blocks (a longer mapping is
-// stored as several records). All of it runs under the owning inode's shard lock; allocation and
-// freeing take the extent slab cache's mutex inside it (slab mutexes are leaves).
+// them. Extents never overlap. All of it runs under the owning inode's shard lock; allocation
+// and freeing take the extent slab cache's mutex inside it (slab mutexes are leaves).
 
 struct ExtentRef {
     let p: UnsafeMutableRawPointer
     init(_ p: UnsafeMutableRawPointer) { self.p = p }
 
-    static let lengthMask: UInt32 = (1 << 28) - 1
-    static let referencedBit: UInt32 = 1 << 30
-    static let dirtyBit: UInt32 = 1 << 31
+    static let size = 28
+    static let blockMask: UInt64 = (1 << 48) - 1
+    /// Exclusive upper bound of the block numbers a record can hold.
+    static let blockLimit: UInt64 = 1 << 48
+    static let maxLength: UInt64 = (1 << 28) - 1
+    private static let referencedBit: UInt64 = 1 << 50
+    private static let dirtyBit: UInt64 = 1 << 51
 
-    var logical: UInt64 {
-        get { p.load(as: UInt64.self) }
+    private var word0: UInt64 {
+        get { p.loadUnaligned(as: UInt64.self) }
         nonmutating set { p.storeBytes(of: newValue, as: UInt64.self) }
     }
-    var physical: UInt64 {
-        get { p.load(fromByteOffset: 8, as: UInt64.self) }
+    private var word1: UInt64 {
+        get { p.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
         nonmutating set { p.storeBytes(of: newValue, toByteOffset: 8, as: UInt64.self) }
     }
-    var lenFlags: UInt32 {
+    var logical: UInt64 {
+        get { word0 & Self.blockMask }
+        nonmutating set { word0 = word0 & ~Self.blockMask | newValue & Self.blockMask }
+    }
+    var physical: UInt64 {
+        get { word1 & Self.blockMask }
+        nonmutating set { word1 = word1 & ~Self.blockMask | newValue & Self.blockMask }
+    }
+    var length: UInt64 {
+        get { (word0 >> 52) << 16 | word1 >> 48 }
+        nonmutating set {
+            word0 = word0 & ~(0xFFF << 52) | (newValue >> 16) << 52
+            word1 = word1 & Self.blockMask | (newValue & 0xFFFF) << 48
+        }
+    }
+    var left: UInt32 {
         get { p.load(fromByteOffset: 16, as: UInt32.self) }
         nonmutating set { p.storeBytes(of: newValue, toByteOffset: 16, as: UInt32.self) }
     }
-    var left: UInt32 {
+    var right: UInt32 {
         get { p.load(fromByteOffset: 20, as: UInt32.self) }
         nonmutating set { p.storeBytes(of: newValue, toByteOffset: 20, as: UInt32.self) }
     }
-    var right: UInt32 {
+    var owner: UInt32 {
         get { p.load(fromByteOffset: 24, as: UInt32.self) }
         nonmutating set { p.storeBytes(of: newValue, toByteOffset: 24, as: UInt32.self) }
     }
-    var owner: UInt32 {
-        get { p.load(fromByteOffset: 28, as: UInt32.self) }
-        nonmutating set { p.storeBytes(of: newValue, toByteOffset: 28, as: UInt32.self) }
-    }
-    var length: UInt64 {
-        get { UInt64(lenFlags & Self.lengthMask) }
-        nonmutating set { lenFlags = lenFlags & ~Self.lengthMask | UInt32(newValue) }
-    }
     var end: UInt64 { logical &+ length }
-    var statusBits: UInt32 { (lenFlags >> 28) & 3 }
+    var statusBits: UInt32 { UInt32(truncatingIfNeeded: (word0 >> 48) & 3) }
     var status: ExtentStatus { ExtentStatus(rawValue: UInt8(statusBits)) ?? .written }
-    var isDirty: Bool { lenFlags & Self.dirtyBit != 0 }
-    var isReferenced: Bool { lenFlags & Self.referencedBit != 0 }
+    var isDirty: Bool {
+        get { word0 & Self.dirtyBit != 0 }
+        nonmutating set { word0 = newValue ? word0 | Self.dirtyBit : word0 & ~Self.dirtyBit }
+    }
+    var isReferenced: Bool {
+        get { word0 & Self.referencedBit != 0 }
+        nonmutating set { word0 = newValue ? word0 | Self.referencedBit : word0 & ~Self.referencedBit }
+    }
+    /// Writes every field of a fresh record.
+    func initialize(logical: UInt64, length: UInt64, physical: UInt64, statusBits: UInt32, owner: UInt32) {
+        word0 = logical & Self.blockMask | UInt64(statusBits & 3) << 48 | (length >> 16) << 52
+        word1 = physical & Self.blockMask | (length & 0xFFFF) << 48
+        left = nilHandle
+        right = nilHandle
+        self.owner = owner
+    }
+    func clear() {
+        word0 = 0
+        word1 = 0
+        owner = nilHandle
+    }
     var mapping: ExtentMapping {
         ExtentMapping(logical: logical, length: UInt32(length), physical: physical, status: status)
     }
 }
 
 struct ExtentTree {
-    static let maxLength: UInt64 = UInt64(ExtentRef.lengthMask)
+    static let maxLength: UInt64 = ExtentRef.maxLength
 
     let slab: SlabCache
     let owner: UInt32
@@ -128,15 +162,10 @@ struct ExtentTree {
             fatalError("MetaCache: metafs_extent: reserved address range exhausted")
         }
         let e = node(h)
-        e.logical = logical
-        e.physical = physical
-        e.lenFlags = UInt32(length) | statusBits << 28
-        e.left = nilHandle
-        e.right = nilHandle
-        e.owner = owner
+        e.initialize(logical: logical, length: length, physical: physical, statusBits: statusBits, owner: owner)
         count += 1
-        if isDirty { e.lenFlags |= ExtentRef.dirtyBit; slab.count(h, .dirty, up: true); dirty += 1 }
-        if referenced { e.lenFlags |= ExtentRef.referencedBit; slab.count(h, .referenced, up: true) }
+        if isDirty { e.isDirty = true; slab.count(h, .dirty, up: true); dirty += 1 }
+        if referenced { e.isReferenced = true; slab.count(h, .referenced, up: true) }
         return h
     }
 
@@ -144,8 +173,7 @@ struct ExtentTree {
         let e = node(h)
         if e.isDirty { slab.count(h, .dirty, up: false); dirty -= 1 }
         if e.isReferenced { slab.count(h, .referenced, up: false) }
-        e.lenFlags = 0
-        e.owner = nilHandle
+        e.clear()
         count -= 1
         slab.free(h)
     }
@@ -162,7 +190,7 @@ struct ExtentTree {
     private func markReferenced(_ h: UInt32) {
         let e = node(h)
         if !e.isReferenced {
-            e.lenFlags |= ExtentRef.referencedBit
+            e.isReferenced = true
             slab.count(h, .referenced, up: true)
         }
     }
@@ -284,7 +312,10 @@ struct ExtentTree {
     /// Maps a whole `ExtentMapping`, cut into records of at most maxLength blocks.
     mutating func insert(_ m: ExtentMapping, dirty isDirty: Bool) {
         var logical = m.logical
-        var remaining = min(UInt64(m.length), UInt64.max - logical)
+        guard logical < ExtentRef.blockLimit else { return }
+        var remaining = min(UInt64(m.length), ExtentRef.blockLimit - logical)
+        precondition(m.status == .hole || m.physical < ExtentRef.blockLimit - remaining,
+                     "MetaCache: extent physical block \(m.physical) beyond 2^48")
         var physical = m.physical
         while remaining > 0 {
             let piece = min(remaining, Self.maxLength)
@@ -325,7 +356,7 @@ struct ExtentTree {
             let e = node(h)
             if e.isDirty {
                 out.append(e.mapping)
-                e.lenFlags &= ~ExtentRef.dirtyBit
+                e.isDirty = false
                 slab.count(h, .dirty, up: false)
             }
         }

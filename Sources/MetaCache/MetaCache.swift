@@ -1,12 +1,34 @@
 // MetaCache: the dentry, inode and extent caches on one slab allocator, with their statistics,
 // /proc/slabinfo rendering and drop_caches.
 //
-// Lock order for the whole module (outermost first; see DentryCache.swift for why it holds):
+// How the parts fit (each file's header has the details):
+//
+//   SlabCache.swift     fixed-size records in page-aligned slabs of one reserved mmap range per
+//                       cache; 32-bit handles; per-slab descriptors out of the slab pages with a
+//                       live bitmap and live/pinned/dirty/referenced counts (O(1) "what would
+//                       freeing this page cost?"); full / 8 fill-bucketed partial / empty lists;
+//                       empty slabs handed back with MADV_DONTNEED (VirtualMemory.swift).
+//   ObjectHeader.swift  the 20-byte header shared by dentries and inodes (LRU links, dirty-list
+//                       links, pins and flags) and the intrusive list used for every LRU, dirty
+//                       list and round-robin list (list_lru shape: one list per lock shard).
+//   Support.swift       hashing, lock shards (Mutex + seqlock counter + state), in-place-growing
+//                       bucket arrays, striped event counters.
+//   DentryCache.swift   88-byte dentries, 39-byte inline names, NameCache.swift for longer ones;
+//                       lock-free (seqlock) lookups; pins of inode and parent; zombies.
+//   InodeCache.swift    152-byte inodes; stubs for extents of uncached inodes; zombies.
+//   ExtentTree.swift    28-byte extent records in a per-inode treap; ExtentCache.swift on top.
+//
+// Memory: every byte the caches hold comes from mmap'd ranges they own (slabs, descriptors,
+// per-slab counters, bucket arrays) or a few fixed heap blocks (lock shards, counters), and
+// `memoryBytes` adds them all up by the pages actually touched, so it tracks RSS.
+//
+// Lock order for the whole module (outermost first; DentryCache.swift explains why it holds):
 //   1. inode shard locks (InodeCache and ExtentCache share them)
 //   2. dentry shard locks
 //   3. slab cache mutexes (leaves)
-// Never two locks of one level at once. Reclaim may use `withLockIfAvailable` on a shard and
-// move on when it is busy.
+// Never two locks of one level at once. Dentry lookups take no lock at all unless they must
+// (see DentryCache.lookup). A reclaimer can use `ShardedMutex.withLockIfAvailable` on a shard
+// and move on when it is busy; per-slab counts are atomics it can read without any lock.
 
 public struct CacheConfiguration: Sendable {
     /// Slab page size (a power of two, a multiple of the OS page size).

@@ -95,7 +95,7 @@ final class SlabCache: @unchecked Sendable {
     }
 
     /// - Parameters:
-    ///   - objectSize: record size in bytes (rounded up to 8).
+    ///   - objectSize: record size in bytes (rounded up to 4).
     ///   - pageSize, slabOrder: a slab is `pageSize << slabOrder` bytes.
     ///   - reserveBytes: address space to reserve; bounds the number of slabs.
     ///   - keepEmpty: empty slabs kept resident rather than handed back at once.
@@ -104,7 +104,7 @@ final class SlabCache: @unchecked Sendable {
                      "MetaCache: pageSize must be a power of two and a multiple of the OS page size")
         precondition(slabOrder >= 0 && slabOrder <= 10, "MetaCache: slabOrder must be in 0...10")
         self.name = name
-        self.objectSize = (objectSize + 7) & ~7
+        self.objectSize = (objectSize + 3) & ~3
         self.slabSize = pageSize << slabOrder
         self.slabShift = slabSize.trailingZeroBitCount
         self.pagesPerSlab = 1 << slabOrder

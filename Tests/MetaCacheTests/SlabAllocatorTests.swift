@@ -8,10 +8,10 @@ struct SlabAllocatorTests {
         #expect(DentryRef.size <= 96)
         #expect(InodeRef.size <= 192)
         let cache = makeCache()
-        #expect(cache.inodes.extentSlab.objectSize == 32)
+        #expect(cache.inodes.extentSlab.objectSize == 28)
         #expect(cache.dentries.slab.objectsPerSlab == 4096 / 88)
         #expect(cache.inodes.slab.objectsPerSlab == 4096 / 152)
-        #expect(cache.inodes.extentSlab.objectsPerSlab == 128)
+        #expect(cache.inodes.extentSlab.objectsPerSlab == 4096 / 28)
     }
 
     @Test("long random alloc/free sequences match a simple model", arguments: [0, 2])

@@ -190,10 +190,10 @@ public final class ControlDirectory: @unchecked Sendable {
                 try fs.sync()
                 result = "sync: ok"
             case .dropCaches:
-                let before = processRSSBytes()
+                let before = UInt64(ProcessMemory.residentBytes())
                 let freed = fs.dropCaches()
                 let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-                result = "drop_caches: freed \(freed.objects) objects, \(freed.pages) pages (\(ControlRendering.humanBytes(UInt64(freed.pages * pageSize)))); rss \(ControlRendering.humanBytes(before)) -> \(ControlRendering.humanBytes(processRSSBytes()))"
+                result = "drop_caches: freed \(freed.objects) objects, \(freed.pages) pages (\(ControlRendering.humanBytes(UInt64(freed.pages * pageSize)))); rss \(ControlRendering.humanBytes(before)) -> \(ControlRendering.humanBytes(UInt64(ProcessMemory.residentBytes())))"
             }
             let ms = (ControlDirectory.monotonicSeconds() - start) * 1000
             result += " in \(ControlRendering.fixed(ms, 3)) ms\n"
@@ -208,7 +208,7 @@ public final class ControlDirectory: @unchecked Sendable {
     // MARK: rendering
 
     public func snapshot() -> ControlSnapshot {
-        ControlSnapshot(statistics: fs.statistics(), fuse: fuseStatistics.snapshot(), rssBytes: processRSSBytes(),
+        ControlSnapshot(statistics: fs.statistics(), fuse: fuseStatistics.snapshot(),
                         uptimeSeconds: ControlDirectory.monotonicSeconds() - startMonotonic)
     }
 

@@ -5,28 +5,16 @@ import MetaCache
 public struct ControlSnapshot: Sendable {
     public var statistics: FileSystemStatistics
     public var fuse: [FuseStatistics.Snapshot]
-    public var rssBytes: UInt64
     public var uptimeSeconds: Double
-    public init(statistics: FileSystemStatistics, fuse: [FuseStatistics.Snapshot], rssBytes: UInt64, uptimeSeconds: Double) {
-        self.statistics = statistics; self.fuse = fuse; self.rssBytes = rssBytes; self.uptimeSeconds = uptimeSeconds
+    public var rssBytes: UInt64 { statistics.rssBytes }
+    public init(statistics: FileSystemStatistics, fuse: [FuseStatistics.Snapshot], uptimeSeconds: Double) {
+        self.statistics = statistics; self.fuse = fuse; self.uptimeSeconds = uptimeSeconds
     }
     /// Slab memory of all caches together.
     public var slabBytes: UInt64 { statistics.caches.reduce(0) { $0 + UInt64(max(0, $1.slabBytes)) } }
 }
 
 /// The process's resident set size, from /proc/self/statm (0 if unreadable).
-public func processRSSBytes() -> UInt64 {
-    let fd = Glibc.open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return 0 }
-    defer { close(fd) }
-    var buf = [UInt8](repeating: 0, count: 256)
-    let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-    guard n > 0 else { return 0 }
-    let fields = buf[..<n].split(separator: 0x20)
-    guard fields.count >= 2, let pages = UInt64(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
-    return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
-}
-
 /// Renders the control files' text. Pure functions of a snapshot, so they are unit-tested.
 public enum ControlRendering {
     // MARK: stats (human-readable)
@@ -59,7 +47,7 @@ public enum ControlRendering {
     public static func stats(_ snap: ControlSnapshot) -> String {
         let st = snap.statistics
         var out = "metafs statistics (uptime \(fixed(snap.uptimeSeconds, 1)) s)\n\n"
-        out += "memory: slab \(humanBytes(snap.slabBytes)), caches total \(humanBytes(st.cacheBytes)), rss \(humanBytes(snap.rssBytes))\n\n"
+        out += "memory: slab \(humanBytes(snap.slabBytes)), caches total \(humanBytes(st.cacheBytes)), rss \(humanBytes(snap.rssBytes)) (anonymous \(humanBytes(st.rssAnonymousBytes)), store mapping \(humanBytes(st.rssFileBytes)))\n\n"
         out += "caches:\n"
         out += pad("name", 18, left: true) + pad("active", 10) + pad("total", 10) + pad("size", 6) + pad("slabs", 8)
             + pad("hits", 12) + pad("misses", 10) + pad("hit%", 7) + pad("dirty", 8) + pad("pinned", 8)
@@ -133,6 +121,8 @@ public enum ControlRendering {
         root.add("slab_bytes", snap.slabBytes)
         root.add("cache_bytes", st.cacheBytes)
         root.add("rss_bytes", snap.rssBytes)
+        root.add("rss_anon_bytes", st.rssAnonymousBytes)
+        root.add("rss_file_bytes", st.rssFileBytes)
         let caches = st.caches.map { c -> String in
             var o = JSONObject()
             o.add("name", c.name)
@@ -207,6 +197,8 @@ public enum ControlRendering {
         single("metafs_slab_bytes", "gauge", "Slab memory held by all caches, in bytes.", snap.slabBytes)
         single("metafs_cache_bytes", "gauge", "Memory owned by the caches (slabs, hash tables, names), in bytes.", st.cacheBytes)
         single("metafs_rss_bytes", "gauge", "Resident set size of the metafs process, in bytes.", snap.rssBytes)
+        single("metafs_rss_anon_bytes", "gauge", "Anonymous resident memory (slabs, tables, heap), in bytes.", st.rssAnonymousBytes)
+        single("metafs_rss_file_bytes", "gauge", "File-backed resident memory (the mapped store), in bytes.", st.rssFileBytes)
         family("metafs_uptime_seconds", "gauge", "Seconds since the file system was mounted.", [("", fixed(snap.uptimeSeconds, 3))])
         perCache("metafs_cache_active_objects", "gauge", "Objects in use in the slab cache.") { "\($0.activeObjects)" }
         perCache("metafs_cache_total_objects", "gauge", "Object slots in the slab cache's slabs.") { "\($0.totalObjects)" }

@@ -166,6 +166,7 @@ public final class FileSystem: @unchecked Sendable {
 
     public func statistics() -> FileSystemStatistics {
         let usage = store.usage
+        let memory = ProcessMemory.resident()
         return FileSystemStatistics(
             caches: cache.statistics(),
             cacheBytes: UInt64(cache.memoryBytes),
@@ -179,7 +180,9 @@ public final class FileSystem: @unchecked Sendable {
             committedObjects: committedObjects.load(ordering: .relaxed),
             knownInodes: UInt64(kernelLookups.count),
             openFiles: UInt64(handles.withLock { $0.count }),
-            rssBytes: residentBytes())
+            rssBytes: UInt64(memory.total),
+            rssAnonymousBytes: UInt64(memory.anonymous),
+            rssFileBytes: UInt64(memory.file))
     }
 
     public func statfs() -> FileSystemUsage {
@@ -265,19 +268,6 @@ func now() -> Timespec {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Timespec(seconds: Int64(ts.tv_sec), nanoseconds: UInt32(ts.tv_nsec))
-}
-
-/// The process's resident memory, from /proc/self/statm.
-func residentBytes() -> UInt64 {
-    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
-    defer { fclose(file) }
-    var size = 0, resident = 0
-    guard withUnsafeMutablePointer(to: &size, { s in
-        withUnsafeMutablePointer(to: &resident) { r in
-            withVaList([s, r]) { vfscanf(file, "%ld %ld", $0) }
-        }
-    }) == 2 else { return 0 }
-    return UInt64(resident) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
 }
 
 extension InodeAttributes {
