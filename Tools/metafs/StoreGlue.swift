@@ -13,6 +13,11 @@ enum StoreGlue {
         }
     }
 
+    /// The findings of a check without repair (empty when clean).
+    static func check(path: String) throws(CLIError) -> [String] {
+        try check(path: path, repair: false).remaining
+    }
+
     /// Opens the store for fsck (replaying its journal; with `repair`, restoring a damaged
     /// superblock from its backup and resetting a damaged journal), runs the check in passes, with
     /// `repair` fixes what it safely can and checks again, closes it.
