@@ -122,7 +122,7 @@ import Testing
         for (m, n) in refusals.sorted(by: { $0.value > $1.value }).prefix(12) { print("  refused \(n)x: \(m)") }
         #expect(counts.values.reduce(0, +) == rounds)
         // Refused ones named what was wrong (judge checks); the few left uncorrected are reported.
-        #expect(uncorrected.count * 20 <= rounds, "\(uncorrected.count) left uncorrected: \(uncorrected.prefix(5))")
+        #expect(uncorrected.count * 100 <= rounds, "\(uncorrected.count) left uncorrected: \(uncorrected.prefix(5))")
     }
 
     /// The author's known gap: bitmap damage that is consistent (checksum resealed) but wrong is

@@ -122,6 +122,7 @@ extension Store {
             do {
                 _ = try h.symlinkTarget(ino, raw)
                 if raw.symlinkLength == 0 { return (true, false, false, "symlink without a target") }
+                if raw.extentCount != 0 { return (true, false, false, "symlink with an extent map") }
             } catch { return (true, false, false, error.message) }
         } else {
             do throws(StoreError) {
@@ -375,10 +376,10 @@ extension Store {
                     try commitIfFull()
                 }
             }
-            for b in sb.dataStart..<sb.totalBlocks {
-                let want = s.owner[Int(b)] != 0
+            for b in 0..<sb.totalBlocks {
+                let want = s.owner[Int(b)] != 0   // the metadata regions are owned too
                 if h.blockInUse(b) != want {
-                    try tx().setBlockBit(b, want)
+                    try tx().setBitmapBit(start: sb.blockBitmapStart, b, want)
                     wrongBlocks += 1
                     try commitIfFull()
                 }
