@@ -42,6 +42,19 @@ import Testing
         #expect(report.failures.isEmpty && report.crashStates > 100)
     }
 
+    /// The stronger model: stores not yet persisted may reach persistent memory early (a cache
+    /// eviction), so crash images also take a random subset of them.
+    @Test func earlyWriteBacks() throws {
+        var o = HarnessOptions()
+        o.seed = 31
+        o.workloads = 30
+        o.earlyLanding = true
+        o.directory = Self.directory
+        let report = CrashHarness.run(o)
+        for f in report.failures.prefix(10) { Issue.record("\(f)") }
+        #expect(report.failures.isEmpty && report.earlyStates > 20, "\(report.summary)")
+    }
+
     @Test func workloadsAreReproducible() {
         for i in 0..<50 {
             let a = WorkloadGenerator.make(seed: 5, index: i), b = WorkloadGenerator.make(seed: 5, index: i)

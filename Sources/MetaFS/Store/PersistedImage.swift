@@ -24,6 +24,10 @@ public final class PersistedImage: @unchecked Sendable {
         public let tag: Int
         public let granularity: Int
         public var units: Int { bytes.count / granularity }
+        /// With `trackEarlyLanding`: the units stored to but not persisted when this barrier ran
+        /// (outside its own range), with their contents then. On real persistent memory a cache
+        /// eviction may write any of them back early.
+        public let pending: [(offset: Int, bytes: [UInt8])]
     }
 
     public let size: Int
@@ -32,8 +36,14 @@ public final class PersistedImage: @unchecked Sendable {
     /// The store's bytes when recording began.
     public let base: [UInt8]
     private let state = Mutex<(barriers: [Barrier], tag: Int)>(([], 0))
+    /// Keep, at each barrier, the units stored to but not yet persisted (`Barrier.pending`).
+    public let trackEarlyLanding: Bool
+    /// The persisted image now (kept only with `trackEarlyLanding`).
+    private var image: [UInt8]
 
-    init(base: [UInt8], granularity: Int) {
+    init(base: [UInt8], granularity: Int, trackEarlyLanding: Bool = false) {
+        self.trackEarlyLanding = trackEarlyLanding
+        self.image = trackEarlyLanding ? base : []
         precondition(granularity > 0 && granularity & (granularity - 1) == 0 && granularity <= 4096 && base.count % granularity == 0,
                      "granularity must be a power of two up to 4096")
         self.base = base
@@ -58,8 +68,30 @@ public final class PersistedImage: @unchecked Sendable {
         let end = min(size, (offset + length + g - 1) & ~(g - 1))
         guard end > start else { return }
         let bytes = Array(UnsafeRawBufferPointer(start: mappingBase + start, count: end - start))
+        var pending: [(offset: Int, bytes: [UInt8])] = []
+        if trackEarlyLanding {
+            // Units that differ from the persisted image, outside this barrier (pages first).
+            image.withUnsafeMutableBytes { img in
+                let base = img.baseAddress!
+                var page = 0
+                while page < size {
+                    let n = min(4096, size - page)
+                    if memcmp(base + page, mappingBase + page, n) != 0 {
+                        var u = page
+                        while u < page + n {
+                            if (u < start || u >= end) && memcmp(base + u, mappingBase + u, g) != 0 {
+                                pending.append((u, Array(UnsafeRawBufferPointer(start: mappingBase + u, count: g))))
+                            }
+                            u += g
+                        }
+                    }
+                    page += n
+                }
+                (base + start).copyMemory(from: mappingBase + start, byteCount: end - start)
+            }
+        }
         state.withLock { s in
-            s.barriers.append(Barrier(index: s.barriers.count, offset: start, bytes: bytes, tag: s.tag, granularity: g))
+            s.barriers.append(Barrier(index: s.barriers.count, offset: start, bytes: bytes, tag: s.tag, granularity: g, pending: pending))
         }
     }
 
@@ -95,10 +127,16 @@ public struct CrashImageCursor {
         position += 1
     }
 
-    /// The image part-way through the next barrier: only the units where `landed[i]` is true.
-    public func partial(_ landed: [Bool]) -> [UInt8] {
+    /// The image part-way through the next barrier: only the units where `landed[i]` is true;
+    /// and, where `early[i]` is true, pending unit i of the barrier written back early.
+    public func partial(_ landed: [Bool], early: [Bool] = []) -> [UInt8] {
         guard let b = next else { return image }
         var copy = image
+        copy.withUnsafeMutableBytes { dst in
+            for (i, p) in b.pending.enumerated() where i < early.count && early[i] {
+                p.bytes.withUnsafeBytes { (dst.baseAddress! + p.offset).copyMemory(from: $0.baseAddress!, byteCount: p.bytes.count) }
+            }
+        }
         Self.land(b, into: &copy, units: landed)
         return copy
     }
@@ -137,12 +175,14 @@ extension Store {
     /// Begin persisted-image mode: from now on the store keeps the image persistent memory would
     /// hold, changed only by `persist()`. The store's current bytes are taken as durable (call it
     /// with nothing pending: after a commit, or right after open). One recording at a time.
-    public func startPersistedImage(granularity: Int = 64) throws(StoreError) -> PersistedImage {
+    /// With `trackEarlyLanding`, each barrier also keeps the units stored to but not yet persisted
+    /// at that instant, for crash images where some of them were written back early.
+    public func startPersistedImage(granularity: Int = 64, trackEarlyLanding: Bool = false) throws(StoreError) -> PersistedImage {
         try checkUsable()
         gate.enter()
         defer { gate.leave() }
         let base = lock.withRead { Array(UnsafeRawBufferPointer(start: mapping.base, count: mapping.length)) }
-        let recording = PersistedImage(base: base, granularity: granularity)
+        let recording = PersistedImage(base: base, granularity: granularity, trackEarlyLanding: trackEarlyLanding)
         mapping.persistedImage = recording
         return recording
     }

@@ -77,6 +77,9 @@ public struct HarnessOptions: Sendable {
     public var partialsPerBarrier = 1
     /// 64 (cache lines) or 4096 (pages).
     public var granularity = 64
+    /// Also crash images where units stored to but not yet persisted were written back early (a
+    /// cache eviction on real persistent memory): one per barrier that has any.
+    public var earlyLanding = false
     /// Where store files go (a tmpfs is fastest).
     public var directory = "/dev/shm"
     public var storeSize: UInt64 = 2 << 20
@@ -91,11 +94,13 @@ public struct HarnessReport: Sendable {
     public var crashStates = 0
     public var fullStates = 0
     public var partialStates = 0
+    /// Partial states with early write-backs (counted in partialStates too).
+    public var earlyStates = 0
     public var barriers = 0
     public var failures: [CrashFailure] = []
     public var seconds = 0.0
     public var summary: String {
-        "\(workloads) workloads, \(crashStates) crash states (\(fullStates) after a barrier, \(partialStates) part-way through one; \(barriers) barriers), \(failures.count) failures, \(String(format: "%.1f", seconds)) s"
+        "\(workloads) workloads, \(crashStates) crash states (\(fullStates) after a barrier, \(partialStates) part-way through one\(earlyStates > 0 ? ", \(earlyStates) of them with early write-backs" : ""); \(barriers) barriers), \(failures.count) failures, \(String(format: "%.1f", seconds)) s"
     }
 }
 
@@ -166,6 +171,14 @@ public enum CrashHarness {
                     report.partialStates += 1
                 }
             }
+            if options.earlyLanding && !barrier.pending.isEmpty {
+                let early = barrier.pending.map { _ in Bool.random(using: &rng) }
+                let landed = (0..<barrier.units).map { _ in Bool.random(using: &rng) }
+                let what = "barrier \(barrier.index) (op \(op): \(w.operations[op])), part-way: \(landed.filter { $0 }.count)/\(barrier.units) units landed, and \(early.filter { $0 }.count)/\(early.count) units stored but not yet persisted written back early"
+                if let m = check(cursor.partial(landed, early: early), path: image, states: recorded.states, window: window, verbose: options.verbose) { fail(what, m) }
+                report.partialStates += 1
+                report.earlyStates += 1
+            }
             cursor.advance()
             let what = "after barrier \(barrier.index) (op \(op): \(w.operations[op]); store offset \(barrier.offset), \(barrier.bytes.count) bytes)"
             if let m = check(cursor.image, path: image, states: recorded.states, window: window, verbose: options.verbose) { fail(what, m) }
@@ -196,7 +209,7 @@ public enum CrashHarness {
         var model = Model()
         for op in WorkloadGenerator.setup { try perform(op, fs, &model) }
         try fs.sync()
-        let recording = try fs.store.startPersistedImage(granularity: options.granularity)
+        let recording = try fs.store.startPersistedImage(granularity: options.granularity, trackEarlyLanding: options.earlyLanding)
         var states = [try snapshot(fs, model)]
         var persistedAfter: [Int] = []
         var durable = 0

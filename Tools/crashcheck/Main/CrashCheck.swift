@@ -17,6 +17,8 @@ struct CrashCheck: ParsableCommand {
     @Option(help: "Partial crash images sampled per multi-unit barrier.") var partials = 1
     @Option(help: "Unit of a partial barrier in bytes: 64 (cache lines) or 4096 (pages).") var granularity = 64
     @Option(help: "Directory for the store files (a tmpfs is fastest).") var directory = "/dev/shm"
+    @Flag(help: "Also crash images where stores not yet persisted were written back early (cache evictions on persistent memory).")
+    var earlyLanding = false
     @Flag(help: "Print each workload.") var verbose = false
 
     func run() throws {
@@ -28,6 +30,7 @@ struct CrashCheck: ParsableCommand {
         o.granularity = granularity
         o.directory = directory
         o.verbose = verbose
+        o.earlyLanding = earlyLanding
         o.log = { line in print(line); fflush(nil) }
         let report = CrashHarness.run(o)
         print("crashcheck: seed \(seed): \(report.summary)")
