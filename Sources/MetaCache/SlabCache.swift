@@ -43,6 +43,8 @@ struct SlabSnapshot: Equatable, Sendable {
     var pinned: Int
     var dirty: Int
     var referenced: Int
+    /// No pinned object: emptying this slab gives a page (or pages) back.
+    var freeable: Bool { resident && pinned == 0 }
 }
 
 /// Figures for one slab cache (the object caches add hits, misses and the like).
@@ -364,6 +366,22 @@ final class SlabCache: @unchecked Sendable {
             return SlabSnapshot(index: slab, resident: resident(d), live: live(d),
                                 pinned: counter(slab: slab, .pinned), dirty: counter(slab: slab, .dirty),
                                 referenced: counter(slab: slab, .referenced))
+        }
+    }
+
+    /// Every resident slab's state (what a page-aware shrinker ranks by cost).
+    func snapshots() -> [SlabSnapshot] {
+        state.withLock { s -> [SlabSnapshot] in
+            var out: [SlabSnapshot] = []
+            out.reserveCapacity(s.figures.residentSlabs)
+            for i in 0..<s.highWater {
+                let d = desc(UInt32(i))
+                guard resident(d) else { continue }
+                out.append(SlabSnapshot(index: i, resident: true, live: live(d),
+                                        pinned: counter(slab: i, .pinned), dirty: counter(slab: i, .dirty),
+                                        referenced: counter(slab: i, .referenced)))
+            }
+            return out
         }
     }
 
