@@ -19,10 +19,11 @@ func renderedStatsJSON(dentryActive: Int = 460, dentryTotal: Int = 920, inodeAct
     ]
     let st = FileSystemStatistics(caches: caches, cacheBytes: 200_000, storeBytes: 1 << 30, storeUsedBytes: 1 << 20, storeBlocks: 262_144,
                                   storeFreeBlocks: 262_000, storeInodes: 65_536, storeFreeInodes: 65_000, commits: 12, committedObjects: 345,
-                                  knownInodes: 17, openFiles: 2, rssBytes: 0)
+                                  knownInodes: 17, openFiles: 2, rssBytes: 50 << 20,
+                                  rssAnonymousBytes: 30 << 20, rssFileBytes: 20 << 20)
     let fuse = [FuseStatistics.Snapshot(operation: .lookup, count: 1000, errors: 10, bytes: 0),
                 FuseStatistics.Snapshot(operation: .read, count: 5, errors: 0, bytes: 4096)]
-    return ControlRendering.json(ControlSnapshot(statistics: st, fuse: fuse, rssBytes: 50 << 20, uptimeSeconds: 12.5))
+    return ControlRendering.json(ControlSnapshot(statistics: st, fuse: fuse, uptimeSeconds: 12.5))
 }
 
 /// stats.json with issue 4's additions: budget_bytes and per-shrinker counters.

@@ -133,8 +133,16 @@ public final class Store: @unchecked Sendable {
         }
         var ok = false
         defer { if !ok { Glibc.close(fd) } }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            throw StoreError(EBUSY, "store file \(path) is in use by another process (it is locked)")
+        // The lock can be held for a moment after its owner closed the store: a child forked
+        // (posix_spawn) by any thread of the owner's process shares the descriptor until it execs.
+        // So a busy lock is retried briefly before the store is called in use.
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            attempts += 1
+            guard errno == EWOULDBLOCK, attempts < 100 else {
+                throw StoreError(EBUSY, "store file \(path) is in use by another process (it is locked)")
+            }
+            usleep(10_000)
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .system("cannot stat store file \(path)") }
