@@ -34,11 +34,55 @@ struct Mount: ParsableCommand {
     @Option(help: "Seconds to wait for the mount to become ready.") var timeout: Double = 30
     @Flag(help: "libfuse debug output (every request) to the log.") var debug = false
 
+    // Reclaim (docs/RECLAIM.md). Every one but --merge can be changed later through control.
+    @Option(help: ArgumentHelp("Memory budget of the caches' slabs (e.g. 64M, 1G; 'off': none).", valueName: "size"))
+    var budget: String?
+    @Option(help: ArgumentHelp("Shrinker policy: lru, page or hybrid (default lru).", valueName: "name")) var policy: String?
+    @Option(help: ArgumentHelp("Dirty objects under reclaim: skip or writeback (default skip).", valueName: "mode")) var dirty: String?
+    @Option(help: ArgumentHelp("Leaf and directory dentries in separate slabs: on or off (default off).", valueName: "on|off"))
+    var segregate: String?
+    @Option(help: ArgumentHelp("Caches of one object size share slabs, as SLUB merges them: on or off (default off).", valueName: "on|off"))
+    var merge: String?
+    @Option(help: ArgumentHelp("Threads that may reclaim directly at once, 1...64 (default 2).", valueName: "n")) var reclaimers: String?
+    @Option(help: ArgumentHelp("Bound on negative dentries (default: none).", valueName: "n")) var negativeMax: String?
+
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be 1...1024") }
         guard entryTimeout >= 0, attrTimeout >= 0 else { throw ValidationError("timeouts must not be negative") }
         guard flushInterval > 0 else { throw ValidationError("--flush-interval must be positive") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        _ = try reclaimSettings()
+    }
+
+    /// The reclaim options as MetaCache settings; a bad value is a ValidationError that names
+    /// the option (the same parsers as the control commands).
+    func reclaimSettings() throws -> (settings: ReclaimSettings, merge: Bool) {
+        var s = ReclaimSettings()
+        var merged = false
+        func check<T>(_ option: String, _ value: String?, _ parse: (Substring) throws(ControlCommandError) -> T) throws -> T? {
+            guard let value else { return nil }
+            do { return try parse(Substring(value)) } catch {
+                throw ValidationError("--\(option) \(value): \(error.message)")
+            }
+        }
+        if let b = try check("budget", budget, ReclaimArgument.budget) { s.budgetBytes = b.map { Int($0) } ?? 0 }
+        if let p = try check("policy", policy, ReclaimArgument.policy) { s.policy = p }
+        if let d = try check("dirty", dirty, ReclaimArgument.dirty) { s.dirty = d }
+        if let on = try check("segregate", segregate, ControlArgument.flag) { s.segregate = on }
+        if let on = try check("merge", merge, ControlArgument.flag) { merged = on }
+        if let n = try check("reclaimers", reclaimers, ReclaimArgument.reclaimers) { s.reclaimers = n }
+        if let n = try check("negative-max", negativeMax, ReclaimArgument.negativeMax) { s.negativeMax = n.map { Int($0) } ?? 0 }
+        return (s, merged)
+    }
+
+    /// The reclaim options again, for the daemon's command line.
+    var reclaimArguments: [String] {
+        var a: [String] = []
+        for (name, value) in [("budget", budget), ("policy", policy), ("dirty", dirty), ("segregate", segregate),
+                              ("merge", merge), ("reclaimers", reclaimers), ("negative-max", negativeMax)] {
+            if let value { a += ["--\(name)", value] }
+        }
+        return a
     }
 
     func run() throws {
@@ -76,9 +120,17 @@ struct Mount: ParsableCommand {
 
         var fsOptions = FileSystemOptions()
         fsOptions.flushInterval = flushInterval
+        var cacheConfiguration = CacheConfiguration()
+        do {
+            let (settings, merged) = try reclaimSettings()
+            cacheConfiguration.reclaim = settings
+            cacheConfiguration.merge = merged
+        } catch {
+            throw CLIError("\(error)")
+        }
         let fs: FileSystem
         do {
-            fs = try FileSystem(storePath: store, cache: MetaCache(configuration: CacheConfiguration()), options: fsOptions)
+            fs = try FileSystem(storePath: store, cache: MetaCache(configuration: cacheConfiguration), options: fsOptions)
         } catch {
             let hint: String
             switch error.code {
@@ -133,6 +185,7 @@ struct Mount: ParsableCommand {
         if allowOther { args.append("--allow-other") }
         if noDirectIO { args.append("--no-direct-io") }
         if debug { args.append("--debug") }
+        args += reclaimArguments
         for o in fuseOptions { args += ["-o", o] }
         if let pidFile { args += ["--pid-file", Support.absolutePath(pidFile)] }
 
