@@ -45,11 +45,17 @@ final class DentryShrinker: Shrinker, @unchecked Sendable {
                     slab.unclaim(slab: p)
                 }
                 pages.removeAll(keepingCapacity: true)
-                if busy { return (0, false) }
-                return (r.scanned - before, false)
+                let done = sc.pagesWanted > 0 && r.freedPages >= sc.pagesWanted
+                return (busy ? 0 : r.scanned - before, done)
             }
             return r
         }
+    }
+
+    override func evictHandles(_ handles: [UInt32], _ sc: ScanControl) -> ScanResult {
+        var r = ScanResult()
+        for h in handles { cache.evict(handle: h, sc, &r) }
+        return r
     }
 }
 
@@ -73,17 +79,14 @@ extension DentryCache {
                 if st >> 8 > 0 {
                     r.skippedPinned += 1
                     s.lru.moveToFront(cur, slab, .lru)
-                } else if st & ObjectFlag.dirty != 0 {
-                    if sc.collectsDirty {
-                        r.dirtySeen += 1          // left in place for the writeback batch
-                    } else {
-                        r.skippedDirty += 1
-                        s.lru.moveToFront(cur, slab, .lru)
-                    }
                 } else if st & ObjectFlag.referenced != 0
                             && !(sc.policy == .hybrid && slab.racyLive(slab: slab.slabIndex(cur)) == 1) {
                     slab.clearReferenced(cur)
                     r.skippedReferenced += 1
+                    s.lru.moveToFront(cur, slab, .lru)
+                } else if st & ObjectFlag.dirty != 0 {
+                    // Skipped and rotated, or collected for the writeback batch (then freed).
+                    r.dirty(cur, sc)
                     s.lru.moveToFront(cur, slab, .lru)
                 } else {
                     let page = slab.slabIndex(cur)
@@ -128,12 +131,12 @@ extension DentryCache {
             }
             let hv = hashName(parent, name, n)
             let si = shardIndex(hv)
-            enum Outcome { case gone, pinned, dirty, collect, evicted(Detached) }
+            enum Outcome { case gone, pinned, dirty, evicted(Detached) }
             guard let outcome = shards.withLockIfAvailable(si, { s -> Outcome in
                 guard find(&s, hv, parent, name, n) == h else { return .gone }
                 let st = ref(h).header.state
                 if st >> 8 > 0 { return .pinned }
-                if st & ObjectFlag.dirty != 0 { return sc.collectsDirty ? .collect : .dirty }
+                if st & ObjectFlag.dirty != 0 { return .dirty }
                 shards.writeBegin(si)
                 defer { shards.writeEnd(si) }
                 return .evicted(detach(&s, h, hv, evicting: true))
@@ -144,8 +147,7 @@ extension DentryCache {
             switch outcome {
             case .gone: break
             case .pinned: r.skippedPinned += 1
-            case .dirty: r.skippedDirty += 1
-            case .collect: r.dirtySeen += 1
+            case .dirty: r.dirty(h, sc)
             case .evicted(let x):
                 r.freedObjects += 1
                 r.freedPages += x.pagesFreed + finish(x)

@@ -33,10 +33,16 @@ final class ExtentShrinker: Shrinker, @unchecked Sendable {
             roundRobin(shards: cache.shards.count, total: sc.nrToScan, batch: 128) { i, n in
                 let before = r.scanned
                 let ran = cache.scanExtents(shard: i, limit: n, sc, &r)
-                return (ran ? r.scanned - before : 0, false)
+                return (ran ? r.scanned - before : 0, sc.pagesWanted > 0 && r.freedPages >= sc.pagesWanted)
             }
             return r
         }
+    }
+
+    override func evictHandles(_ handles: [UInt32], _ sc: ScanControl) -> ScanResult {
+        var r = ScanResult()
+        for h in handles { cache.evictExtent(handle: h, sc, &r) }
+        return r
     }
 }
 
@@ -68,7 +74,7 @@ extension InodeCache {
                     r.scanned += x.scanned
                     r.freedObjects += x.freed
                     r.skippedReferenced += x.referenced
-                    if sc.collectsDirty { r.dirtySeen += x.dirty } else { r.skippedDirty += x.dirty }
+                    for e in x.dirty { r.dirty(e, sc) }
                     r.freedPages += t.pagesFreed
                     store(t, h, &s)
                     r.freedPages += releaseStubIfEmpty(&s, h)
@@ -111,7 +117,7 @@ extension InodeCache {
         }
         switch outcome {
         case .gone: break
-        case .dirty: if sc.collectsDirty { r.dirtySeen += 1 } else { r.skippedDirty += 1 }
+        case .dirty: r.dirty(e, sc)
         case .io: r.skippedIO += 1
         case .evicted(let pages):
             r.freedObjects += 1

@@ -416,18 +416,24 @@ struct ExtentTree {
     /// The es shrinker's pass over one inode (ext4's es_reclaim_extents): up to `limit` extents
     /// looked at in logical order; dirty ones stay; a referenced one loses its bit and stays
     /// (second chance), unless `lastOnPage` says freeing it would free its slab (hybrid); the
-    /// rest are freed. Returns (looked at, freed, referenced, dirty).
-    mutating func shrink(limit: Int, lastOnPage: ((UInt32) -> Bool)?) -> (scanned: Int, freed: Int, referenced: Int, dirty: Int) {
+    /// rest are freed. Returns (looked at, freed, referenced, the dirty ones looked at).
+    mutating func shrink(limit: Int, lastOnPage: ((UInt32) -> Bool)?) -> (scanned: Int, freed: Int, referenced: Int, dirty: [UInt32]) {
         var kept: [UInt32] = []
         var victims: [UInt32] = []
-        var scanned = 0, referenced = 0, dirtyKept = 0
+        var dirtyKept: [UInt32] = []
+        var scanned = 0, referenced = 0
         kept.reserveCapacity(count)
         forEach { h in
             let e = node(h)
             guard scanned < limit else { kept.append(h); return }
             scanned += 1
-            if e.isDirty {
-                dirtyKept += 1
+            if e.isReferenced && !(lastOnPage?(h) ?? false) && e.isDirty {
+                e.isReferenced = false
+                slab.count(h, .referenced, up: false)
+                referenced += 1
+                kept.append(h)
+            } else if e.isDirty {
+                dirtyKept.append(h)
                 kept.append(h)
             } else if e.isReferenced && !(lastOnPage?(h) ?? false) {
                 e.isReferenced = false

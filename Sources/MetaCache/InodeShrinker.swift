@@ -37,10 +37,16 @@ final class InodeShrinker: Shrinker, @unchecked Sendable {
                     slab.unclaim(slab: p)
                 }
                 pages.removeAll(keepingCapacity: true)
-                return (ran ? r.scanned - before : 0, false)
+                return (ran ? r.scanned - before : 0, sc.pagesWanted > 0 && r.freedPages >= sc.pagesWanted)
             }
             return r
         }
+    }
+
+    override func evictHandles(_ handles: [UInt32], _ sc: ScanControl) -> ScanResult {
+        var r = ScanResult()
+        for h in handles { cache.evict(handle: h, sc, &r) }
+        return r
     }
 }
 
@@ -68,6 +74,8 @@ extension InodeCache {
                 let before = s.lru.prev(of: cur, slab, .lru)
                 visited += 1
                 r.scanned += 1
+                let referenced = slab.header(cur).has(ObjectFlag.referenced)
+                    && !(sc.policy == .hybrid && slab.racyLive(slab: slab.slabIndex(cur)) == 1)
                 switch keep(cur) {
                 case .pinned:
                     r.skippedPinned += 1
@@ -75,14 +83,11 @@ extension InodeCache {
                 case .io:
                     r.skippedIO += 1
                     s.lru.moveToFront(cur, slab, .lru)
-                case .dirty:
-                    if sc.collectsDirty { r.dirtySeen += 1 } else {
-                        r.skippedDirty += 1
-                        s.lru.moveToFront(cur, slab, .lru)
-                    }
-                case nil:
-                    if slab.header(cur).has(ObjectFlag.referenced)
-                        && !(sc.policy == .hybrid && slab.racyLive(slab: slab.slabIndex(cur)) == 1) {
+                case .dirty where !referenced:
+                    r.dirty(cur, sc)
+                    s.lru.moveToFront(cur, slab, .lru)
+                case .dirty, nil:
+                    if referenced {
                         slab.clearReferenced(cur)
                         r.skippedReferenced += 1
                         s.lru.moveToFront(cur, slab, .lru)
@@ -129,7 +134,7 @@ extension InodeCache {
         case .gone: break
         case .keep(.pinned): r.skippedPinned += 1
         case .keep(.io): r.skippedIO += 1
-        case .keep(.dirty): if sc.collectsDirty { r.dirtySeen += 1 } else { r.skippedDirty += 1 }
+        case .keep(.dirty): r.dirty(h, sc)
         case .evicted(let pages):
             r.freedObjects += 1
             r.freedPages += pages

@@ -382,7 +382,6 @@ public final class Reclaimer: @unchecked Sendable {
             }
         }
         var rounds = 0
-        var wroteBack = false
         while !met() && total.scanned < maxScan && rounds < 64 {
             rounds += 1
             let counts = targets.map { $0.count(sc) }
@@ -393,6 +392,8 @@ public final class Reclaimer: @unchecked Sendable {
             }
             let sum = weights.reduce(0, +)
             var round = ScanResult()
+            var collected = [[UInt32]](repeating: [], count: targets.count)
+            var dirtySeen = [Int](repeating: 0, count: targets.count)
             if sum > 0 {
                 for (i, sh) in targets.enumerated() where weights[i] > 0 {
                     let left: Int
@@ -407,33 +408,42 @@ public final class Reclaimer: @unchecked Sendable {
                         sc.pagesWanted = 0
                         sc.nrToScan = singleScan ? left : (sc.policy == .page ? share : max(share, 32))
                     case .pages:
-                        sc.pagesWanted = sc.policy == .page ? share : 0
-                        // LRU: look at a page's worth of objects per page wanted (and at least a
-                        // batch); pages come free as a slab's last object goes.
+                        sc.pagesWanted = share
+                        // LRU: look at up to a page's worth of objects per page wanted (at least a
+                        // batch), stopping once the pages have come free.
                         sc.nrToScan = sc.policy == .page ? Int.max / 4
                             : min(maxScan, max(64, share * sh.slab.objectsPerSlab / max(1, sh.slab.pagesPerSlab)))
                     }
                     let r = sh.run(sc)
                     freedObjects[i] += r.freedObjects
                     freedPages[i] += r.freedPages
-                    if r.dirtySeen > 0 && sc.collectsDirty && !wroteBack {
-                        sh.counters.writeback.wrappingAdd(UInt64(r.dirtySeen), ordering: .relaxed)
-                    }
+                    collected[i] = r.dirtyHandles
+                    dirtySeen[i] = r.dirtySeen
                     round += r
                 }
             }
             total += round
-            if met() || singleScan && !(round.dirtySeen > 0 && sc.collectsDirty && !wroteBack) { break }
-            if round.dirtySeen > 0 && sc.collectsDirty && !wroteBack {
-                // One batch for everything dirty met, then free it in the next round.
+            if round.dirtySeen > 0 && sc.collectsDirty && (!met() || singleScan) {
+                // Everything dirty that was chosen goes in one writeback batch, then is freed.
                 if callWriteback() { report.writebackBatches += 1 }
-                wroteBack = true
                 sc.wroteBack = true
+                for (i, sh) in targets.enumerated() where dirtySeen[i] > 0 {
+                    // An object rotated and met again in the same scan is one object.
+                    var seen = Set<UInt32>()
+                    let handles = collected[i].filter { seen.insert($0).inserted }
+                    sh.counters.writeback.wrappingAdd(UInt64(handles.isEmpty ? dirtySeen[i] : handles.count), ordering: .relaxed)
+                    guard !handles.isEmpty else { continue }
+                    let e = sh.runEvict(handles, sc)
+                    freedObjects[i] += e.freedObjects
+                    freedPages[i] += e.freedPages
+                    total += e
+                }
+                if singleScan { break }
                 continue
             }
+            if met() || singleScan || sum == 0 { break }
             // No progress: nothing was freed and no second chance was used up.
             if round.freedObjects == 0 && round.skippedReferenced == 0 { break }
-            if sum == 0 { break }
         }
         for c in slabCaches { c.releaseEmptySlabs() }
         report.scanned = total.scanned

@@ -30,12 +30,12 @@ struct ScanControl {
     var mayWriteback: Bool
     /// Running on an allocating thread (direct reclaim).
     var direct: Bool
-    /// The writeback hook already ran in this reclaim run (the page policy then takes dirty
-    /// slabs as they are: what is still dirty was dirtied since).
+    /// The writeback hook already ran in this reclaim run (one batch per run: what is dirty
+    /// after it was dirtied since, and is skipped).
     var wroteBack = false
 
-    /// Dirty objects are left in place for a writeback batch rather than skipped.
-    var collectsDirty: Bool { dirty == .writeback && mayWriteback }
+    /// Dirty objects are collected for a writeback batch (then freed) rather than skipped.
+    var collectsDirty: Bool { dirty == .writeback && mayWriteback && !wroteBack }
 }
 
 /// What a scan did (added into a shrinker's counters and the reclaim run's totals).
@@ -47,15 +47,25 @@ struct ScanResult {
     var skippedDirty = 0
     var skippedReferenced = 0
     var skippedIO = 0
-    /// Dirty objects met that a writeback batch would make freeable.
+    /// Dirty objects met that a writeback batch would make freeable (the page policy counts
+    /// them on the slabs it would empty; the LRU policies also collect their handles).
     var dirtySeen = 0
+    /// Dirty objects chosen for eviction: written back in one batch, then freed
+    /// (`Shrinker.evictHandles`).
+    var dirtyHandles: [UInt32] = []
     var lockBusy = 0
 
+    /// Adds the counts (not the handles).
     static func += (a: inout ScanResult, b: ScanResult) {
         a.scanned += b.scanned; a.freedObjects += b.freedObjects; a.freedPages += b.freedPages
         a.skippedPinned += b.skippedPinned; a.skippedDirty += b.skippedDirty
         a.skippedReferenced += b.skippedReferenced; a.skippedIO += b.skippedIO
         a.dirtySeen += b.dirtySeen; a.lockBusy += b.lockBusy
+    }
+
+    /// A dirty object met: collected for the writeback batch, or skipped.
+    mutating func dirty(_ h: UInt32, _ sc: ScanControl) {
+        if sc.collectsDirty { dirtySeen += 1; dirtyHandles.append(h) } else { skippedDirty += 1 }
     }
 }
 
@@ -156,6 +166,17 @@ class Shrinker: @unchecked Sendable {
     /// Frees what `sc` asks for; the caller adds the result to the counters (see `run`).
     func scanObjects(_ sc: ScanControl) -> ScanResult { ScanResult() }
 
+    /// Evicts objects chosen earlier, verified again one by one (after a writeback batch).
+    func evictHandles(_ handles: [UInt32], _ sc: ScanControl) -> ScanResult { ScanResult() }
+
+    /// `evictHandles`, counted as a scan.
+    func runEvict(_ handles: [UInt32], _ sc: ScanControl) -> ScanResult {
+        let start = monotonicNanoseconds()
+        let r = evictHandles(handles, sc)
+        counters.add(r, nanoseconds: monotonicNanoseconds() &- start)
+        return r
+    }
+
     /// Extra objects moved between slab kinds (dentries only).
     var relocatedCount: UInt64 { 0 }
 
@@ -194,8 +215,9 @@ class Shrinker: @unchecked Sendable {
     // MARK: Helpers shared by the shrinkers
 
     /// Visits shards from the rotor on, giving each a batch of at most `batch` objects, until
-    /// `body` has consumed `total` or a whole round gave nothing. `body(shard, n)` returns how
-    /// many of the n it used (0 when the shard was busy or had nothing).
+    /// `body` has consumed `total`, says it is done, or a whole round gave nothing.
+    /// `body(shard, n)` returns how many of the n it used (0 when the shard was busy or had
+    /// nothing).
     func roundRobin(shards: Int, total: Int, batch: Int = 32, _ body: (Int, Int) -> (used: Int, done: Bool)) {
         var remaining = total
         var idle = 0
