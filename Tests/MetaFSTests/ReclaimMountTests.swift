@@ -12,10 +12,11 @@ import Testing
 // issue's full size (--budget 64M, 300,000 files): see docs/RECLAIM.md for its figures.
 
 /// Runs `body(fixture)` on a fresh 2 GiB store mounted with `arguments`; always cleans up.
-func withReclaimMount(_ arguments: String, size: String = "2G", _ body: (MountFixture) throws -> Void) throws {
+func withReclaimMount(_ arguments: String, size: String = "2G", inodes: Int? = nil, _ body: (MountFixture) throws -> Void) throws {
     let f = try MountFixture()
     defer { f.teardown() }
-    f.storeSize = size
+    // (The fixture passes its size to `metafs mkfs --size`; the inode count rides along.)
+    f.storeSize = size + (inodes.map { " --inodes \($0)" } ?? "")
     try f.mkfs()
     try f.mount(extraArguments: arguments)
     try body(f)
@@ -52,7 +53,7 @@ final class Flag: @unchecked Sendable {
         let budgetMiB = full ? 64 : 16
         let files = full ? 300_000 : 80_000
         let budget = Double(budgetMiB << 20)
-        try withReclaimMount("--budget \(budgetMiB)M") { m in
+        try withReclaimMount("--budget \(budgetMiB)M", inodes: files + 10_000) { m in
             let done = Flag()
             let result = Mutex<ShellResult?>(nil)
             let command = "\"$METAFS\" workload tree \"$MNT\" --files \(files) --fanout 10 --depth 2 --walks 1 --no-progress"
