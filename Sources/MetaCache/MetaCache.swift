@@ -315,6 +315,12 @@ public final class MetaCache: @unchecked Sendable {
         }
         if tableDentries != hashedDentries { problems.append("dentries: \(tableDentries) in tables, \(hashedDentries) live hashed") }
         if zombies != zombieDentries { problems.append("dentries: \(zombieDentries) zombies, shards count \(zombies)") }
+        if negative != dentries.negativeCount.load(ordering: .relaxed) {
+            problems.append("dentries: \(negative) negative in tables, counter says \(dentries.negativeCount.load(ordering: .relaxed))")
+        }
+        if budget.accounting.bytes != slabCaches.reduce(0, { $0 + $1.residentBytes.load(ordering: .relaxed) }) {
+            problems.append("budget accounting \(budget.accounting.bytes) differs from the slab caches' resident bytes")
+        }
         if dirtyDentries != dentries.slab.total(.dirty) { problems.append("dentries: dirty lists \(dirtyDentries), counters \(dentries.slab.total(.dirty))") }
 
         // Inodes: tables, pins, aliases, extents.
