@@ -38,6 +38,9 @@ public enum DirtyMode: String, CaseIterable, Sendable {
 public struct ReclaimSettings: Sendable, Equatable {
     /// Slab memory the caches may hold, in bytes; 0: no budget.
     public var budgetBytes: Int = 0
+    /// `--budget auto`: no fixed budget; reclaim an eighth of the slab memory whenever the
+    /// machine or the daemon's cgroup reports memory pressure (PressureMonitor.swift).
+    public var budgetAuto: Bool = false
     public var policy: ReclaimPolicy = .lru
     public var dirty: DirtyMode = .skip
     /// Leaf and directory dentries in slabs of their own.

@@ -75,6 +75,9 @@ public struct ReclaimStatistics: Sendable {
     public var negativeTrimmed: UInt64
     public var negativeDentries: Int
     public var shrinkers: [ShrinkerStatistics]
+    /// `--budget auto`: where pressure is read from ("" when not armed) and events seen.
+    public var pressureSource: String = ""
+    public var pressureEvents: UInt64 = 0
 }
 
 public final class Reclaimer: @unchecked Sendable {
@@ -112,6 +115,9 @@ public final class Reclaimer: @unchecked Sendable {
     private let negativeTrimmed = Atomic<UInt64>(0)
     private let activeDirect = Atomic<Int>(0)
     private let trimming = Atomic<Bool>(false)
+    /// `--budget auto`.
+    private var pressure: PressureMonitor!
+    private let pressurePending = Atomic<Bool>(false)
 
     // The background thread.
     private let thread = Mutex<pthread_t?>(nil)
@@ -137,6 +143,7 @@ public final class Reclaimer: @unchecked Sendable {
         wakeCondition = .allocate(capacity: 1)
         pthread_mutex_init(wakeMutex, nil)
         pthread_cond_init(wakeCondition, nil)
+        pressure = PressureMonitor { [weak self] in self?.pressureEvent() }
         apply(settings)
     }
 
@@ -161,7 +168,23 @@ public final class Reclaimer: @unchecked Sendable {
         budget.negativeMax.store(max(0, s.negativeMax), ordering: .relaxed)
         dentries.segregate.store(s.segregate, ordering: .relaxed)
         for sh in shrinkers { sh.slab.limitBytes.store(max(0, s.limits[sh.name] ?? 0), ordering: .relaxed) }
+        // The pressure monitor runs while the background reclaimer does and `budget auto` is set.
+        if s.budgetAuto {
+            if thread.withLock({ $0 != nil }) { pressure.start() }
+        } else {
+            pressure.stop()
+        }
     }
+
+    /// A memory-pressure event (`budget auto`): the background reclaimer takes an eighth of the
+    /// slab memory back.
+    func pressureEvent() {
+        pressurePending.store(true, ordering: .relaxed)
+        wake(force: true)
+    }
+
+    /// For tests: what the monitor would do on a PSI event.
+    func simulatePressure() { pressure.fire() }
 
     public var settings: ReclaimSettings { settingsLock.withLock { $0 } }
     public var shrinkerNames: [String] { shrinkers.map(\.name) }
@@ -199,10 +222,12 @@ public final class Reclaimer: @unchecked Sendable {
             }, box)
             if rc == 0 { t = tid } else { Unmanaged<Reclaimer>.fromOpaque(box).release() }
         }
+        if settings.budgetAuto { pressure.start() }
     }
 
     /// Stops the background reclaimer and waits for it (idempotent).
     public func stop() {
+        pressure?.stop()
         guard let tid = thread.withLock({ t -> pthread_t? in defer { t = nil }; return t }) else { return }
         stopping.store(true, ordering: .releasing)
         wake(force: true)
@@ -244,6 +269,11 @@ public final class Reclaimer: @unchecked Sendable {
     @discardableResult
     func backgroundPass() -> Bool {
         var again = false
+        if pressurePending.exchange(false, ordering: .relaxed) {
+            backgroundRuns.wrappingAdd(1, ordering: .relaxed)
+            let pages = max(1, budget.accounting.bytes / pageSize / 8)
+            reclaim(.pages(pages), only: nil, mayWriteback: true, direct: false)
+        }
         let b = budget.budgetBytes.load(ordering: .relaxed)
         let used = budget.accounting.bytes
         if b > 0 && used > MemoryBudget.high(b) {
@@ -487,7 +517,9 @@ public final class Reclaimer: @unchecked Sendable {
             writebackBatches: writebackBatches.load(ordering: .relaxed), writebackErrors: writebackErrors.load(ordering: .relaxed),
             negativeTrimmed: negativeTrimmed.load(ordering: .relaxed),
             negativeDentries: dentries.negativeCount.load(ordering: .relaxed),
-            shrinkers: shrinkers.map { $0.statistics(sc) })
+            shrinkers: shrinkers.map { $0.statistics(sc) },
+            pressureSource: pressure.running ? pressure.source : "",
+            pressureEvents: pressure.events.load(ordering: .relaxed))
     }
 
     /// `<mount>/.metafs/shrinker/<name>/count`, as Linux's shrinker debugfs prints it for a

@@ -161,6 +161,29 @@ func makeReclaimCache(shards: Int = 8, merge: Bool = false, _ settings: (inout R
         #expect(cache.checkConsistency() == [])
     }
 
+    @Test("budget auto: a memory-pressure event makes the background reclaimer take an eighth back")
+    func budgetAuto() {
+        let cache = makeReclaimCache { $0.budgetAuto = true }
+        #expect(cache.reclaimer.statistics().pressureSource == "")       // armed only while running
+        cache.reclaimer.start()
+        let st = cache.reclaimer.statistics()
+        #expect(!st.pressureSource.isEmpty)
+        print("budget auto: pressure from \(st.pressureSource)")
+        for k in 0..<20_000 { cache.dentries.insert(1, name(k, length: 12), ino: UInt64(10 + k)) }
+        let before = cache.accountedSlabBytes
+        cache.reclaimer.simulatePressure()
+        var waited = 0
+        while cache.reclaimer.statistics().backgroundRuns == 0 && waited < 400 { usleep(5_000); waited += 1 }
+        usleep(50_000)
+        let after = cache.accountedSlabBytes
+        #expect(cache.reclaimer.statistics().pressureEvents == 1)
+        #expect(after <= before - before / 8 + 4096, "before \(before), after \(after)")
+        cache.reclaimer.update { $0.budgetAuto = false }
+        #expect(cache.reclaimer.statistics().pressureSource == "")
+        cache.reclaimer.stop()
+        #expect(cache.checkConsistency() == [])
+    }
+
     @Test("a busy shard is skipped and counted; the scan goes on elsewhere")
     func lockBusy() {
         let cache = makeReclaimCache(shards: 4)

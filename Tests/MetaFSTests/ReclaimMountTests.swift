@@ -243,6 +243,13 @@ final class Flag: @unchecked Sendable {
             m.check("grep -q '^reclaim: budget 24.0 MiB' $CTL/stats")
             m.check("ls $CTL/shrinker | tr '\\n' ' ' | grep -qx 'dentry extent inode '")
             m.check("cmp <(cat t/y/big) <(cat t/y/big) && test $(cat t/x/f7) = 7")
+            // budget auto: armed on a PSI trigger (or the meminfo fallback) while mounted.
+            #expect(writeOnce(m.control + "/control", Array("budget auto\n".utf8)) == 0)
+            let auto = statsJSON(m)["reclaim"] as? [String: Any] ?? [:]
+            #expect(auto["budget"] as? String == "auto")
+            #expect(!((auto["pressure_source"] as? String) ?? "").isEmpty)
+            #expect(writeOnce(m.control + "/control", Array("budget 24M\n".utf8)) == 0)
+            #expect((statsJSON(m)["reclaim"] as? [String: Any])?["budget"] as? String == "bytes")
             #expect(m.unmount())
             m.check("\"$METAFS\" fsck \"$STORE\"")
         }

@@ -35,7 +35,7 @@ struct Mount: ParsableCommand {
     @Flag(help: "libfuse debug output (every request) to the log.") var debug = false
 
     // Reclaim (docs/RECLAIM.md). Every one but --merge can be changed later through control.
-    @Option(help: ArgumentHelp("Memory budget of the caches' slabs (e.g. 64M, 1G; 'off': none).", valueName: "size"))
+    @Option(help: ArgumentHelp("Memory budget of the caches' slabs (e.g. 64M, 1G; 'off': none; 'auto': reclaim on memory pressure).", valueName: "size"))
     var budget: String?
     @Option(help: ArgumentHelp("Shrinker policy: lru, page or hybrid (default lru).", valueName: "name")) var policy: String?
     @Option(help: ArgumentHelp("Dirty objects under reclaim: skip or writeback (default skip).", valueName: "mode")) var dirty: String?
@@ -65,7 +65,11 @@ struct Mount: ParsableCommand {
                 throw ValidationError("--\(option) \(value): \(error.message)")
             }
         }
-        if let b = try check("budget", budget, ReclaimArgument.budget) { s.budgetBytes = b.map { Int($0) } ?? 0 }
+        switch try check("budget", budget, ReclaimArgument.budget) {
+        case .bytes(let b)?: s.budgetBytes = Int(b)
+        case .auto?: s.budgetAuto = true
+        case .off?, nil: break
+        }
         if let p = try check("policy", policy, ReclaimArgument.policy) { s.policy = p }
         if let d = try check("dirty", dirty, ReclaimArgument.dirty) { s.dirty = d }
         if let on = try check("segregate", segregate, ControlArgument.flag) { s.segregate = on }

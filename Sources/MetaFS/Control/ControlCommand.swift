@@ -20,8 +20,8 @@ public enum ControlCommand: Equatable, Sendable {
     /// Reclaim now: N objects, N% of the slab pages, or a size of slab memory.
     case shrink(ControlAmount)
     case policy(ReclaimPolicy)
-    /// The memory budget in bytes; nil: none (`budget off`).
-    case budget(UInt64?)
+    /// The memory budget: a size, `off`, or `auto` (reclaim on memory pressure).
+    case budget(BudgetValue)
     case dirty(DirtyMode)
     case segregate(Bool)
     case reclaimers(Int)
@@ -36,6 +36,14 @@ public struct ControlCommandError: Error, Equatable, CustomStringConvertible, Se
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// A budget setting.
+public enum BudgetValue: Equatable, Sendable {
+    case bytes(UInt64)
+    case off
+    /// Reclaim when the machine or the cgroup reports memory pressure (PSI).
+    case auto
 }
 
 /// An amount of reclaim: `N` objects, `N%` of the caches, or a size (`64M`).
@@ -146,15 +154,17 @@ public enum ReclaimArgument {
     /// inside Int).
     public static let maximumSize: UInt64 = 1 << 50
 
-    /// A budget: a size of at least 1 MiB (zero and negative budgets are refused), or "off".
-    public static func budget(_ s: Substring) throws(ControlCommandError) -> UInt64? {
-        if s == "off" || s == "none" { return nil }
+    /// A budget: a size of at least 1 MiB (zero and negative budgets are refused), "off", or
+    /// "auto".
+    public static func budget(_ s: Substring) throws(ControlCommandError) -> BudgetValue {
+        if s == "off" || s == "none" { return .off }
+        if s == "auto" { return .auto }
         guard !s.hasPrefix("-") else { throw ControlCommandError("budget '\(s)' is negative") }
         let v = try ControlArgument.size(s)
         guard v > 0 else { throw ControlCommandError("budget must be positive") }
         guard v >= UInt64(ReclaimSettings.minimumBudget) else { throw ControlCommandError("budget '\(s)' is below the minimum of 1M") }
         guard v <= maximumSize else { throw ControlCommandError("budget '\(s)' is too large (at most 1P)") }
-        return v
+        return .bytes(v)
     }
 
     /// A per-cache limit: a positive size of at least one 4 KiB page, or "off".
@@ -232,7 +242,7 @@ public enum ControlCommandParser {
             try arguments("shrink", a, 1); return .shrink(try ReclaimArgument.shrinkAmount(a[0])) })),
         ("policy", ("policy lru|page|hybrid", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
             try arguments("policy", a, 1); return .policy(try ReclaimArgument.policy(a[0])) })),
-        ("budget", ("budget SIZE|off", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+        ("budget", ("budget SIZE|off|auto", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
             try arguments("budget", a, 1); return .budget(try ReclaimArgument.budget(a[0])) })),
         ("dirty", ("dirty skip|writeback", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
             try arguments("dirty", a, 1); return .dirty(try ReclaimArgument.dirty(a[0])) })),

@@ -303,7 +303,9 @@ public final class ControlDirectory: @unchecked Sendable {
         reclaimer.update { (s: inout ReclaimSettings) in
             switch command {
             case .policy(let p): s.policy = p
-            case .budget(let b): s.budgetBytes = b.map { Int($0) } ?? 0
+            case .budget(.bytes(let b)): s.budgetBytes = Int(b); s.budgetAuto = false
+            case .budget(.off): s.budgetBytes = 0; s.budgetAuto = false
+            case .budget(.auto): s.budgetBytes = 0; s.budgetAuto = true
             case .dirty(let d): s.dirty = d
             case .segregate(let on): s.segregate = on
             case .reclaimers(let n): s.reclaimers = n
@@ -316,7 +318,7 @@ public final class ControlDirectory: @unchecked Sendable {
         func size(_ n: Int) -> String { n == 0 ? "off" : ControlRendering.humanBytes(UInt64(n)) }
         switch command {
         case .policy: return "policy: \(s.policy.rawValue)"
-        case .budget: return "budget: \(size(s.budgetBytes))"
+        case .budget: return "budget: \(s.budgetAuto ? "auto" : size(s.budgetBytes))"
         case .dirty: return "dirty: \(s.dirty.rawValue)"
         case .segregate: return "segregate: \(s.segregate ? "on" : "off")"
         case .reclaimers: return "reclaimers: \(s.reclaimers)"

@@ -257,6 +257,9 @@ extension ControlRendering {
     static func addReclaimJSON(_ r: ReclaimStatistics, to root: inout JSONObject) {
         root.add("budget_bytes", r.budgetBytes)
         var o = JSONObject()
+        o.add("budget", r.settings.budgetAuto ? "auto" : (r.budgetBytes == 0 ? "off" : "bytes"))
+        o.add("pressure_source", r.pressureSource)
+        o.add("pressure_events", r.pressureEvents)
         o.add("policy", r.settings.policy.rawValue)
         o.add("dirty", r.settings.dirty.rawValue)
         o.add("segregate", r.settings.segregate ? "on" : "off")
@@ -286,7 +289,7 @@ extension ControlRendering {
 
     static func reclaimText(_ r: ReclaimStatistics) -> String {
         let s = r.settings
-        var out = "\nreclaim: budget " + (r.budgetBytes == 0 ? "none" : humanBytes(UInt64(r.budgetBytes))
+        var out = "\nreclaim: budget " + (s.budgetAuto ? "auto (\(r.pressureSource), \(r.pressureEvents) events)" : r.budgetBytes == 0 ? "none" : humanBytes(UInt64(r.budgetBytes))
             + " (high \(humanBytes(UInt64(r.highWatermarkBytes))), low \(humanBytes(UInt64(r.lowWatermarkBytes))))")
         out += ", policy \(s.policy.rawValue), dirty \(s.dirty.rawValue), segregate \(s.segregate ? "on" : "off")"
         out += ", merge \(r.merge ? "on" : "off"), reclaimers \(s.reclaimers)"
