@@ -24,6 +24,17 @@ enum PageSelection {
     /// The `k` cheapest candidate slabs of `cache`, cheapest first.
     static func cheapest(_ cache: SlabCache, k: Int, allowDirty: Bool) -> [PageCandidate] {
         guard k > 0 else { return [] }
+        if k > 64 {
+            // A big batch (the background reclaimer's): collect and sort, O(n log n).
+            var all: [PageCandidate] = []
+            cache.racySnapshots { snap, _ in
+                guard snap.pinned == 0, allowDirty || snap.dirty == 0,
+                      cache.counter(slab: snap.index, .claimed) == 0 else { return }
+                all.append(PageCandidate(slab: snap.index, live: snap.live, dirty: snap.dirty, referenced: snap.referenced))
+            }
+            all.sort { $0.cost < $1.cost }
+            return Array(all.prefix(k))
+        }
         var best: [PageCandidate] = []
         best.reserveCapacity(k + 1)
         var worst = Int.max
