@@ -99,12 +99,24 @@ public final class DentryCache: @unchecked Sendable {
     let events = StripedCounters()
 
     private let dirtyRotor = Atomic<Int>(0)
+    /// Leaf and directory dentries in slabs of their own kind (SlabCache kinds 0 and 1).
+    let segregate = Atomic<Bool>(false)
+    /// Dentries moved to the other kind because what they name changed (counted for the shrinker).
+    let relocated = Atomic<UInt64>(0)
+    /// Negative dentries in the table (all shards), for `negative_max`.
+    let negativeCount = Atomic<Int>(0)
+    /// The memory budget every allocation is admitted by (Budget.swift).
+    let budget: MemoryBudget
 
-    init(configuration c: CacheConfiguration, inodes: InodeCache) {
+    init(configuration c: CacheConfiguration, inodes: InodeCache, budget: MemoryBudget) {
         self.inodes = inodes
+        self.budget = budget
         slab = SlabCache(name: "metafs_dentry", objectSize: DentryRef.size, pageSize: c.pageSize,
-                         slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
-        names = NameCache(pageSize: c.pageSize, slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache / 4)
+                         slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache,
+                         accounting: budget.accounting, mergeKinds: c.merge)
+        names = NameCache(pageSize: c.pageSize, slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache / 4,
+                          accounting: budget.accounting)
+        segregate.store(c.reclaim.segregate, ordering: .relaxed)
         let n = nextPowerOfTwo(max(1, c.shards))
         shardMask = n - 1
         let buckets = nextPowerOfTwo(max(1024, c.expectedObjects / n))
@@ -161,7 +173,7 @@ public final class DentryCache: @unchecked Sendable {
     // MARK: Table
 
     @inline(__always)
-    private func find(_ s: inout DentryShard, _ hv: UInt64, _ parent: UInt64, _ name: UnsafeRawPointer, _ n: Int) -> UInt32 {
+    func find(_ s: inout DentryShard, _ hv: UInt64, _ parent: UInt64, _ name: UnsafeRawPointer, _ n: Int) -> UInt32 {
         var h = s.buckets.heads[s.buckets.bucket(hv)]
         while h != nilHandle {
             let d = ref(h)
@@ -195,7 +207,7 @@ public final class DentryCache: @unchecked Sendable {
         }
         d.hashNext = nilHandle
         s.count -= 1
-        if d.ino == 0 { s.negative -= 1 }
+        if d.ino == 0 { s.negative -= 1; negativeCount.wrappingSubtract(1, ordering: .relaxed) }
         if d.header.has(ObjectFlag.onLRU) {
             s.lru.remove(h, slab, .lru)
             d.header.clear(ObjectFlag.onLRU)
@@ -205,14 +217,19 @@ public final class DentryCache: @unchecked Sendable {
         d.header.clear(ObjectFlag.hashed)
     }
 
-    /// Frees an unhashed, unpinned record and its long name.
-    private func freeRecord(_ h: UInt32) {
+    /// Frees an unhashed, unpinned record and its long name. Returns the slab pages this emptied.
+    @discardableResult
+    func freeRecord(_ h: UInt32) -> Int {
         let d = ref(h)
         let n = d.nameLength
-        if n > DentryRef.inlineNameMax { names.free(d.longNameHandle, length: n) }
+        var pages = 0
+        if n > DentryRef.inlineNameMax, names.free(d.longNameHandle, length: n) {
+            pages += names.cache(forLength: n).pagesPerSlab
+        }
         slab.clearCountedFlags(h)
         d.header.state = 0
-        slab.free(h)
+        if slab.free(h) { pages += slab.pagesPerSlab }
+        return pages
     }
 
     // MARK: Pins
@@ -321,7 +338,7 @@ public final class DentryCache: @unchecked Sendable {
     }
 
     /// What taking a dentry out of the table left to do once its shard lock is released.
-    private struct Detached {
+    struct Detached {
         var handle = nilHandle
         var inode = nilHandle
         var parent = nilHandle
@@ -330,13 +347,17 @@ public final class DentryCache: @unchecked Sendable {
         var held = false
         /// Still allocated and unpinned (an alias directory being evicted): free it at the end.
         var freeAtEnd = false
+        /// Slab pages emptied when the record was freed at once.
+        var pagesFreed = 0
+        /// The record was freed (at once, or will be by `finish`).
+        var freed = false
     }
 
     /// Unhashes `h` and takes its pins with it. An unpinned dentry is freed at once unless it is
     /// some inode's alias (then it is freed, or left to its last pin, after the alias is
     /// cleared); a pinned one becomes a zombie that its last child frees. Under the shard lock,
     /// inside a seqlock write section.
-    private func detach(_ s: inout DentryShard, _ h: UInt32, _ hv: UInt64, evicting: Bool) -> Detached {
+    func detach(_ s: inout DentryShard, _ h: UInt32, _ hv: UInt64, evicting: Bool) -> Detached {
         let d = ref(h)
         var out = Detached(handle: h, inode: d.inodeHandle, parent: d.parentHandle)
         out.aliasDir = d.isDirectory && out.inode != nilHandle
@@ -346,12 +367,14 @@ public final class DentryCache: @unchecked Sendable {
         if out.aliasDir {
             if evicting {
                 out.freeAtEnd = true          // unpinned, unreachable: nobody else can touch it
+                out.freed = true
             } else {
                 out.held = slab.pinObject(h)  // keep it allocated until the alias is cleared
                 s.zombies += 1
             }
         } else if d.header.pins == 0 {
-            freeRecord(h)
+            out.pagesFreed = freeRecord(h)
+            out.freed = true
         } else {
             s.zombies += 1
         }
@@ -359,14 +382,24 @@ public final class DentryCache: @unchecked Sendable {
     }
 
     /// The rest of `detach`, with no dentry lock held (lock order: it takes inode locks).
-    private func finish(_ x: Detached) {
-        guard x.handle != nilHandle else { return }
+    /// Returns the slab pages emptied by freeing the record here.
+    @discardableResult
+    func finish(_ x: Detached) -> Int {
+        guard x.handle != nilHandle else { return 0 }
+        var pages = 0
         if x.aliasDir {
             inodes.clearAlias(inode: x.inode, dentry: x.handle)
-            if x.freeAtEnd { freeRecord(x.handle) } else if x.held { unpin(dentry: x.handle) }
+            if x.freeAtEnd { pages = freeRecord(x.handle) } else if x.held { unpin(dentry: x.handle) }
         }
         inodes.unpin(handle: x.inode)
         unpin(dentry: x.parent)
+        return pages
+    }
+
+    /// The slab kind a dentry for (ino, type) belongs in: directories apart when segregating.
+    @inline(__always)
+    func kindFor(ino: UInt64, type: UInt8) -> Int {
+        segregate.load(ordering: .relaxed) && ino != 0 && type & 0xF == DentryRef.dtDir ? 1 : 0
     }
 
     /// Inserts or replaces. ino == 0 makes a negative dentry. A positive dentry pins its inode
@@ -385,6 +418,10 @@ public final class DentryCache: @unchecked Sendable {
         let hv = hashName(parent, nb, n)
         let si = shardIndex(hv)
         let isDir = ino != 0 && type & 0xF == DentryRef.dtDir
+        let kind = kindFor(ino: ino, type: type)
+        // The budget first, with no lock held: direct reclaim may free dentries and inodes.
+        budget.admit(slab)
+        if n > DentryRef.inlineNameMax { budget.admit(names.cache(forLength: n)) }
         // Pins first, before this dentry's own shard lock (lock order).
         let inodePin = ino != 0 ? inodes.pinForDentry(ino) : nilHandle
         let parentPin = pinAlias(of: parent)
@@ -400,7 +437,17 @@ public final class DentryCache: @unchecked Sendable {
             if h != nilHandle {
                 let d = ref(h)
                 let namesDirectory = d.isDirectory && (d.inodeHandle != nilHandle || d.header.pins > 0)
+                let wrongKind = !slab.mergeKinds && slab.kind(of: h) != kind
                 if namesDirectory && !(isDir && d.ino == ino) {
+                    if wrongKind { relocated.wrappingAdd(1, ordering: .relaxed) }
+                    wasDirty = d.header.has(ObjectFlag.dirty)
+                    detached = detach(&s, h, hv, evicting: false)
+                    h = nilHandle
+                } else if wrongKind && segregate.load(ordering: .relaxed) && !namesDirectory {
+                    // What it names changed kind (a negative dentry made a directory by mkdir):
+                    // move it to a slab of the right kind. Nothing pins it and it is nobody's
+                    // alias, so detaching frees it at once.
+                    relocated.wrappingAdd(1, ordering: .relaxed)
                     wasDirty = d.header.has(ObjectFlag.dirty)
                     detached = detach(&s, h, hv, evicting: false)
                     h = nilHandle
@@ -410,13 +457,16 @@ public final class DentryCache: @unchecked Sendable {
                 let d = ref(h)
                 oldInode = d.inodeHandle
                 oldParent = d.parentHandle
-                if (d.ino == 0) != (ino == 0) { s.negative += ino == 0 ? 1 : -1 }
+                if (d.ino == 0) != (ino == 0) {
+                    s.negative += ino == 0 ? 1 : -1
+                    negativeCount.wrappingAdd(ino == 0 ? 1 : -1, ordering: .relaxed)
+                }
                 d.ino = ino
                 d.type = type
                 d.inodeHandle = inodePin
                 d.parentHandle = parentPin
             } else {
-                guard let fresh = slab.allocate() else { return }
+                guard let fresh = slab.allocate(kind: kind) else { return }
                 h = fresh
                 let d = ref(h)
                 d.header.initialize(flags: ObjectFlag.hashed | ObjectFlag.onLRU)
@@ -434,7 +484,7 @@ public final class DentryCache: @unchecked Sendable {
                 d.hashNext = s.buckets.heads[b]
                 s.buckets.heads[b] = h
                 s.count += 1
-                if ino == 0 { s.negative += 1 }
+                if ino == 0 { s.negative += 1; negativeCount.wrappingAdd(1, ordering: .relaxed) }
                 s.lru.pushFront(h, slab, .lru)
                 growIfNeeded(&s)
             }
@@ -459,6 +509,7 @@ public final class DentryCache: @unchecked Sendable {
         }
         inodes.unpin(handle: oldInode)
         unpin(dentry: oldParent)
+        if ino == 0 { budget.negativeInserted(self) }
     }
 
     /// Forgets the name entirely (clean or dirty), releasing its pins.

@@ -39,6 +39,7 @@ public final class ExtentCache: @unchecked Sendable {
     public func insert(ino: UInt64, _ mapping: ExtentMapping, dirty: Bool) {
         guard mapping.length > 0, mapping.logical < ExtentRef.blockLimit else { return }
         let hv = inodes.hash(ino)
+        inodes.budget.admit(slab)
         inodes.shards.withWriteLock(inodes.shardIndex(hv)) { s in
             var h = inodes.find(&s, ino, hv)
             if h == nilHandle {
@@ -109,6 +110,22 @@ public final class ExtentCache: @unchecked Sendable {
         }
         return out
     }
+
+    // MARK: I/O in flight
+
+    /// Marks I/O on `ino` as in flight: until the matching `endIO`, the extent shrinker leaves
+    /// this inode's extents alone (as ext4's never reclaims extents of an inode being written),
+    /// and the inode shrinker its record. Calls nest.
+    public func beginIO(ino: UInt64) {
+        inodes.ioStripe(ino).pointee.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    public func endIO(ino: UInt64) {
+        inodes.ioStripe(ino).pointee.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    /// Whether `ino` may have I/O in flight.
+    public func ioInFlight(ino: UInt64) -> Bool { inodes.ioBusy(ino) }
 
     /// Cached extents of `ino` (0 when none).
     public func count(ino: UInt64) -> Int {

@@ -104,6 +104,8 @@ struct ExtentTree {
     var root: UInt32
     var count: Int
     var dirty: Int
+    /// Slab pages emptied by the frees of this value's operations (reclaim counts them).
+    var pagesFreed = 0
 
     @inline(__always) func node(_ h: UInt32) -> ExtentRef { ExtentRef(slab.pointer(h)) }
     @inline(__always) func priority(_ h: UInt32) -> UInt32 { mix32(h) }
@@ -175,7 +177,7 @@ struct ExtentTree {
         if e.isReferenced { slab.count(h, .referenced, up: false) }
         e.clear()
         count -= 1
-        slab.free(h)
+        if slab.free(h) { pagesFreed += slab.pagesPerSlab }
     }
 
     private mutating func freeSubtree(_ t: UInt32) {
@@ -390,6 +392,69 @@ struct ExtentTree {
         }
         root = t
         return clean.count
+    }
+
+    /// The record `h` if it is in this tree (found by its start block; sets no bit).
+    func contains(_ h: UInt32) -> Bool {
+        let key = node(h).logical
+        var cur = root
+        while cur != nilHandle {
+            if cur == h { return true }
+            let e = node(cur)
+            cur = key < e.logical ? e.left : e.right
+        }
+        return false
+    }
+
+    /// Frees the one extent `h` (which is in this tree). Its exact range is removed, so no
+    /// record is split and nothing is allocated.
+    mutating func removeExtent(_ h: UInt32) {
+        let e = node(h)
+        removeRange(e.logical, e.end)
+    }
+
+    /// The es shrinker's pass over one inode (ext4's es_reclaim_extents): up to `limit` extents
+    /// looked at in logical order; dirty ones stay; a referenced one loses its bit and stays
+    /// (second chance), unless `lastOnPage` says freeing it would free its slab (hybrid); the
+    /// rest are freed. Returns (looked at, freed, referenced, the dirty ones looked at).
+    mutating func shrink(limit: Int, lastOnPage: ((UInt32) -> Bool)?) -> (scanned: Int, freed: Int, referenced: Int, dirty: [UInt32]) {
+        var kept: [UInt32] = []
+        var victims: [UInt32] = []
+        var dirtyKept: [UInt32] = []
+        var scanned = 0, referenced = 0
+        kept.reserveCapacity(count)
+        forEach { h in
+            let e = node(h)
+            guard scanned < limit else { kept.append(h); return }
+            scanned += 1
+            if e.isReferenced && !(lastOnPage?(h) ?? false) && e.isDirty {
+                e.isReferenced = false
+                slab.count(h, .referenced, up: false)
+                referenced += 1
+                kept.append(h)
+            } else if e.isDirty {
+                dirtyKept.append(h)
+                kept.append(h)
+            } else if e.isReferenced && !(lastOnPage?(h) ?? false) {
+                e.isReferenced = false
+                slab.count(h, .referenced, up: false)
+                referenced += 1
+                kept.append(h)
+            } else {
+                victims.append(h)
+            }
+        }
+        guard !victims.isEmpty else { return (scanned, 0, referenced, dirtyKept) }
+        for h in victims { freeNode(h) }
+        var t = nilHandle
+        for h in kept {
+            let e = node(h)
+            e.left = nilHandle
+            e.right = nilHandle
+            t = merge(t, h)
+        }
+        root = t
+        return (scanned, victims.count, referenced, dirtyKept)
     }
 
     /// Structural check: order, no overlap, heap property, counts, owner. Empty when sound.

@@ -125,12 +125,22 @@ public final class InodeCache: @unchecked Sendable {
     let events = StripedCounters()
 
     private let dirtyRotor = Atomic<Int>(0)
+    /// The memory budget every allocation is admitted by (Budget.swift).
+    let budget: MemoryBudget
+    /// I/O in flight, per stripe of inode numbers (ExtentCache.beginIO): while a stripe's count
+    /// is not zero, reclaim leaves the extents (and the inode records) of its inodes alone. A
+    /// stripe is shared by many inodes, so this errs on the side of keeping.
+    let ioStripes: UnsafeMutablePointer<Atomic<UInt32>>
+    static let ioStripeCount = 4096
 
-    init(configuration c: CacheConfiguration) {
+    init(configuration c: CacheConfiguration, budget: MemoryBudget) {
+        self.budget = budget
         slab = SlabCache(name: "metafs_inode", objectSize: InodeRef.size, pageSize: c.pageSize,
-                         slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
+                         slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache, accounting: budget.accounting)
         extentSlab = SlabCache(name: "metafs_extent", objectSize: ExtentRef.size, pageSize: c.pageSize,
-                               slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
+                               slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache, accounting: budget.accounting)
+        ioStripes = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: Self.ioStripeCount)
+        for i in 0..<Self.ioStripeCount { (ioStripes + i).initialize(to: Atomic(0)) }
         let n = nextPowerOfTwo(max(1, c.shards))
         shardMask = n - 1
         let buckets = nextPowerOfTwo(max(1024, c.expectedObjects / n))
@@ -140,7 +150,16 @@ public final class InodeCache: @unchecked Sendable {
 
     deinit {
         for i in 0..<shards.count { shards.withLock(i) { $0.buckets.release() } }
+        ioStripes.deinitialize(count: Self.ioStripeCount)
+        ioStripes.deallocate()
     }
+
+    @inline(__always) func ioStripe(_ ino: UInt64) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        ioStripes + Int(truncatingIfNeeded: mix64(ino ^ 0x5bd1_e995) & UInt64(Self.ioStripeCount - 1))
+    }
+
+    /// Whether I/O may be in flight on `ino` (see `ioStripes`).
+    @inline(__always) func ioBusy(_ ino: UInt64) -> Bool { ioStripe(ino).pointee.load(ordering: .relaxed) != 0 }
 
     @inline(__always) func hash(_ ino: UInt64) -> UInt64 { mix64(ino) }
     @inline(__always) func shardIndex(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> 48) & shardMask }
@@ -234,19 +253,26 @@ public final class InodeCache: @unchecked Sendable {
         }
     }
 
-    /// Frees a stub that no longer holds extents.
-    func releaseStubIfEmpty(_ s: inout InodeShard, _ h: UInt32) {
+    /// Frees a stub that no longer holds extents. Returns the slab pages that emptied.
+    @discardableResult
+    func releaseStubIfEmpty(_ s: inout InodeShard, _ h: UInt32) -> Int {
         let r = ref(h)
-        guard r.isStub, r.extentCount == 0, r.header.pins == 0, r.header.has(ObjectFlag.hashed) else { return }
+        guard r.isStub, r.extentCount == 0, r.header.pins == 0, r.header.has(ObjectFlag.hashed) else { return 0 }
         unhash(&s, h)
         s.lru.remove(h, slab, .lru)
         slab.clearCountedFlags(h)
         r.header.state = 0
-        slab.free(h)
+        return slab.free(h) ? slab.pagesPerSlab : 0
     }
 
     /// Unhashes and frees an unpinned record, with its extents. Returns extents freed.
-    private func destroy(_ s: inout InodeShard, _ h: UInt32) -> Int {
+    @discardableResult
+    func destroy(_ s: inout InodeShard, _ h: UInt32) -> Int {
+        destroyCounting(&s, h).extents
+    }
+
+    /// `destroy`, also returning the slab pages (inode and extent slabs) that emptied.
+    func destroyCounting(_ s: inout InodeShard, _ h: UInt32) -> (extents: Int, pages: Int) {
         var t = tree(h)
         let n = t.removeAll()
         store(t, h, &s)
@@ -258,8 +284,8 @@ public final class InodeCache: @unchecked Sendable {
         if r.header.has(ObjectFlag.dirty) { s.dirty.remove(h, slab, .dirty) }
         slab.clearCountedFlags(h)
         r.header.state = 0
-        slab.free(h)
-        return n
+        let pages = t.pagesFreed + (slab.free(h) ? slab.pagesPerSlab : 0)
+        return (n, pages)
     }
 
     // MARK: Public API
@@ -336,6 +362,7 @@ public final class InodeCache: @unchecked Sendable {
     public func insert(_ attributes: InodeAttributes, dirty: Bool) {
         let ino = attributes.ino
         let hv = hash(ino)
+        budget.admit(slab)
         let ok = shards.withWriteLock(shardIndex(hv)) { s -> Bool in
             var h = find(&s, ino, hv)
             if h == nilHandle {

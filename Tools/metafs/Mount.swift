@@ -36,11 +36,59 @@ struct Mount: ParsableCommand {
     @Flag(help: "If the daemon of an earlier mount of this store or on this mount point died (a dead FUSE mount is left), unmount it first.")
     var forceUnmountStale = false
 
+    // Reclaim (docs/RECLAIM.md). Every one but --merge can be changed later through control.
+    @Option(help: ArgumentHelp("Memory budget of the caches' slabs (e.g. 64M, 1G; 'off': none; 'auto': reclaim on memory pressure).", valueName: "size"))
+    var budget: String?
+    @Option(help: ArgumentHelp("Shrinker policy: lru, page or hybrid (default lru).", valueName: "name")) var policy: String?
+    @Option(help: ArgumentHelp("Dirty objects under reclaim: skip or writeback (default skip).", valueName: "mode")) var dirty: String?
+    @Option(help: ArgumentHelp("Leaf and directory dentries in separate slabs: on or off (default off).", valueName: "on|off"))
+    var segregate: String?
+    @Option(help: ArgumentHelp("Caches of one object size share slabs, as SLUB merges them: on or off (default off).", valueName: "on|off"))
+    var merge: String?
+    @Option(help: ArgumentHelp("Threads that may reclaim directly at once, 1...64 (default 2).", valueName: "n")) var reclaimers: String?
+    @Option(help: ArgumentHelp("Bound on negative dentries (default: none).", valueName: "n")) var negativeMax: String?
+
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be 1...1024") }
         guard entryTimeout >= 0, attrTimeout >= 0 else { throw ValidationError("timeouts must not be negative") }
         guard flushInterval > 0 else { throw ValidationError("--flush-interval must be positive") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        _ = try reclaimSettings()
+    }
+
+    /// The reclaim options as MetaCache settings; a bad value is a ValidationError that names
+    /// the option (the same parsers as the control commands).
+    func reclaimSettings() throws -> (settings: ReclaimSettings, merge: Bool) {
+        var s = ReclaimSettings()
+        var merged = false
+        func check<T>(_ option: String, _ value: String?, _ parse: (Substring) throws(ControlCommandError) -> T) throws -> T? {
+            guard let value else { return nil }
+            do { return try parse(Substring(value)) } catch {
+                throw ValidationError("--\(option) \(value): \(error.message)")
+            }
+        }
+        switch try check("budget", budget, ReclaimArgument.budget) {
+        case .bytes(let b)?: s.budgetBytes = Int(b)
+        case .auto?: s.budgetAuto = true
+        case .off?, nil: break
+        }
+        if let p = try check("policy", policy, ReclaimArgument.policy) { s.policy = p }
+        if let d = try check("dirty", dirty, ReclaimArgument.dirty) { s.dirty = d }
+        if let on = try check("segregate", segregate, ControlArgument.flag) { s.segregate = on }
+        if let on = try check("merge", merge, ControlArgument.flag) { merged = on }
+        if let n = try check("reclaimers", reclaimers, ReclaimArgument.reclaimers) { s.reclaimers = n }
+        if let n = try check("negative-max", negativeMax, ReclaimArgument.negativeMax) { s.negativeMax = n.map { Int($0) } ?? 0 }
+        return (s, merged)
+    }
+
+    /// The reclaim options again, for the daemon's command line.
+    var reclaimArguments: [String] {
+        var a: [String] = []
+        for (name, value) in [("budget", budget), ("policy", policy), ("dirty", dirty), ("segregate", segregate),
+                              ("merge", merge), ("reclaimers", reclaimers), ("negative-max", negativeMax)] {
+            if let value { a += ["--\(name)", value] }
+        }
+        return a
     }
 
     func run() throws {
@@ -75,13 +123,25 @@ struct Mount: ParsableCommand {
         // A shell starts background jobs with SIGINT ignored, and libfuse only installs its
         // handlers over the default action: reset them so SIGINT/SIGTERM/SIGHUP unmount cleanly.
         for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
+        // glibc gives every thread that allocates its own malloc arena, and each FUSE worker's
+        // arena keeps what it once held: with 8 workers that was ~50 MiB of anonymous memory
+        // beside a 64 MiB cache budget. Two arenas hold it to ~20 MiB (docs/RECLAIM.md).
+        Self.limitMallocArenas(2)
         chdir("/")    // do not keep the caller's directory busy (all paths are absolute here)
 
         var fsOptions = FileSystemOptions()
         fsOptions.flushInterval = flushInterval
+        var cacheConfiguration = CacheConfiguration()
+        do {
+            let (settings, merged) = try reclaimSettings()
+            cacheConfiguration.reclaim = settings
+            cacheConfiguration.merge = merged
+        } catch {
+            throw CLIError("\(error)")
+        }
         let fs: FileSystem
         do {
-            fs = try FileSystem(storePath: store, cache: MetaCache(configuration: CacheConfiguration()), options: fsOptions)
+            fs = try FileSystem(storePath: store, cache: MetaCache(configuration: cacheConfiguration), options: fsOptions)
         } catch {
             let hint: String
             switch error.code {
@@ -111,6 +171,13 @@ struct Mount: ParsableCommand {
         if rc < 0 { throw CLIError("session loop ended with error: \(Support.errnoString(-rc))") }
     }
 
+    /// mallopt(M_ARENA_MAX, n) (<malloc.h> is not in the Glibc module; M_ARENA_MAX is -8).
+    static func limitMallocArenas(_ n: Int32) {
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        _ = unsafeBitCast(sym, to: Mallopt.self)(-8, n)
+    }
+
     /// POSIX_SPAWN_SETSID (glibc, needs _GNU_SOURCE, so not imported).
     var spawnSetSID: Int32 { 0x80 }
 
@@ -136,6 +203,7 @@ struct Mount: ParsableCommand {
         if allowOther { args.append("--allow-other") }
         if noDirectIO { args.append("--no-direct-io") }
         if debug { args.append("--debug") }
+        args += reclaimArguments
         for o in fuseOptions { args += ["-o", o] }
         if let pidFile { args += ["--pid-file", Support.absolutePath(pidFile)] }
 

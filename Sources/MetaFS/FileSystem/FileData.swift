@@ -94,7 +94,10 @@ extension FileSystem {
     // MARK: - Read and write
 
     public func read(_ ino: UInt64, fh: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) -> Int {
-        try namespace.shared { () throws(FSError) -> Int in
+        // I/O in flight: the extent shrinker leaves this inode's extents alone meanwhile.
+        cache.extents.beginIO(ino: ino)
+        defer { cache.extents.endIO(ino: ino) }
+        return try namespace.shared { () throws(FSError) -> Int in
             let attributes = try inode(ino)
             guard offset < attributes.size, buffer.count > 0 else { return 0 }
             let count = Int(min(UInt64(buffer.count), attributes.size - offset))
@@ -137,6 +140,8 @@ extension FileSystem {
     public func write(_ ino: UInt64, fh: UInt64, offset: UInt64, from data: UnsafeRawBufferPointer) throws(FSError) -> Int {
         guard data.count > 0 else { return 0 }
         guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw FSError(EFBIG) }
+        cache.extents.beginIO(ino: ino)
+        defer { cache.extents.endIO(ino: ino) }
         do {
             return try writeOnce(ino, offset: offset, from: data)
         } catch where error.code == ENOSPC {

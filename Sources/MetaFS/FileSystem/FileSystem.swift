@@ -43,10 +43,12 @@ public final class FileSystem: @unchecked Sendable {
                 try? self.sync()
             }
         }
+        startReclaim()
     }
 
-    /// Stop the flusher, commit everything, close the store (unmount).
+    /// Stop the reclaimer and the flusher, commit everything, close the store (unmount).
     public func shutdown() {
+        stopReclaim()
         flusher?.stop()
         flusher = nil
         do {
