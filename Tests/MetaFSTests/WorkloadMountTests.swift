@@ -88,21 +88,30 @@ func cache(_ s: StatsSnapshot, _ name: String) -> CacheRow { s.caches.first { $0
         }
     }
 
-    /// One short comparison on live mounts that compare makes and removes itself.
+    /// One short comparison on live mounts that compare makes and removes itself. Its stores and
+    /// mount points go outside /tmp/metafs-test.*: the fixture's sweep of stale mounts (run by
+    /// mount tests in parallel suites) would take compare's mounts, which have no owner.pid, for
+    /// leftovers of a dead test.
     @Test(.timeLimit(.minutes(4)))
     func shortCompare() throws {
         let f = try MountFixture()
+        var template = Array("/tmp/metafs-comparetest.XXXXXX".utf8CString)
+        let work = try #require(mkdtemp(&template).map { String(cString: $0) })
         defer {
-            for mnt in MountTable.mounts().map(\.mountpoint) where mnt.hasPrefix(f.dir + "/") { MountTable.unmount(mnt) }
+            for mnt in MountTable.mounts().map(\.mountpoint) where mnt.hasPrefix(f.dir + "/") || mnt.hasPrefix(work + "/") {
+                MountTable.unmount(mnt)
+            }
+            if !MountTable.mounts().contains(where: { $0.mountpoint.hasPrefix(work + "/") }) { try? FileManager.default.removeItem(atPath: work) }
             f.teardown()
         }
+        func mountedUnder() -> Bool { MountTable.mounts().contains { $0.mountpoint.hasPrefix(f.dir + "/") || $0.mountpoint.hasPrefix(work + "/") } }
         let mountHelp = f.sh("$METAFS mount --help")
         let hasReclaim = mountHelp.stdout.contains("--policy")
         let settings = hasReclaim ? "--setting policy=lru --setting policy=page" : "--setting default --setting again:default"
-        let r = f.sh("$METAFS compare --quick --workloads fragment,negative \(settings) --threads 2 --interval 0.2 --settle 0.5 --store-size 512M --report $DIR/report --work-dir $DIR/work --no-install",
+        let r = f.sh("$METAFS compare --quick --workloads fragment,negative \(settings) --threads 2 --interval 0.2 --settle 0.5 --store-size 512M --report $DIR/report --work-dir \(work)/w1 --no-install",
                      timeout: 200)
         #expect(r.ok, "\(r)")
-        #expect(!MountTable.mounts().contains { $0.mountpoint.hasPrefix(f.dir + "/") }, "compare leaves nothing mounted")
+        #expect(!mountedUnder(), "compare leaves nothing mounted")
         let report = f.dir + "/report"
         let samples = try SampleCSV.parse(f.read(report + "/samples.csv"))
         let labels = hasReclaim ? ["lru", "page"] : ["default", "again"]
@@ -134,18 +143,18 @@ func cache(_ s: StatsSnapshot, _ name: String) -> CacheRow { s.caches.first { $0
 
         if !hasReclaim {
             // Until the reclaim work lands, its options are refused before anything is mounted.
-            let refused = f.sh("$METAFS compare --quick --workloads tree --setting policy=page --report $DIR/r2 --work-dir $DIR/w2")
+            let refused = f.sh("$METAFS compare --quick --workloads tree --setting policy=page --report $DIR/r2 --work-dir \(work)/w2")
             #expect(refused.status == 1 && refused.stderr.contains("--policy"), "\(refused)")
-            #expect(!FileManager.default.fileExists(atPath: f.dir + "/w2"))
+            #expect(!FileManager.default.fileExists(atPath: work + "/w2"))
         }
         let badSetting = f.sh("$METAFS compare --setting colour=red --report $DIR/r3")
         #expect(badSetting.status == 1 && badSetting.stderr.contains("unknown key 'colour'"))
 
         // Interrupted: exit 130, a report of what finished, nothing mounted.
-        let i = f.sh("$METAFS compare --workloads negative --setting default --report $DIR/r4 --work-dir $DIR/w4 --no-install & pid=$!; sleep 3; kill -INT $pid; wait $pid; echo rc=$?",
+        let i = f.sh("$METAFS compare --workloads negative --setting default --report $DIR/r4 --work-dir \(work)/w4 --no-install & pid=$!; sleep 3; kill -INT $pid; wait $pid; echo rc=$?",
                      timeout: 120)
         #expect(i.stdout.contains("rc=130"), "\(i)")
-        #expect(!MountTable.mounts().contains { $0.mountpoint.hasPrefix(f.dir + "/") }, "nothing mounted after an interrupt")
+        #expect(!mountedUnder(), "nothing mounted after an interrupt")
         #expect(FileManager.default.fileExists(atPath: f.dir + "/r4/report.md"))
     }
 }

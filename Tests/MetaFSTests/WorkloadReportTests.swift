@@ -45,7 +45,7 @@ let statsWithShrinkers = """
         let s = try StatsSnapshot.parse(renderedStatsJSON())
         #expect(s.caches.map(\.name) == ["metafs_dentry", "metafs_inode", "metafs_name-64"])
         #expect(s.slabBytes == 24 * 4096)
-        #expect(s.rssBytes == 50 << 20)
+        #expect(s.rssBytes == 50 << 20 && s.rssAnonBytes == 30 << 20 && s.rssFileBytes == 20 << 20)
         #expect(s.cacheBytes == 200_000)
         #expect(s.uptimeSeconds == 12.5)
         #expect(s.budgetBytes == nil)
@@ -107,6 +107,7 @@ let statsWithShrinkers = """
         #expect(lines.contains(" Active / Total Slabs (% used)      : 24 / 24 (100.0%)"))
         #expect(lines.contains(" Active / Total Caches (% used)     : 2 / 3 (66.7%)"))
         #expect(lines.contains(" Negative / Dirty / Pinned objects  : 300 / 7 / 3"))
+        #expect(lines.contains(" RSS anonymous / store mapping      : 30.0 MiB / 20.0 MiB"))
         let header = try #require(lines.firstIndex(of: "  OBJS ACTIVE  USE OBJ SIZE  SLABS OBJ/SLAB CACHE SIZE NAME"))
         // Sorted by objects, most first; slabtop's columns.
         #expect(lines[header + 1] == "   920    460  50%    0.09K     20       46        80K metafs_dentry")
@@ -174,6 +175,7 @@ func sample(_ setting: String, _ t: Double, phase: String = "run", ops: UInt64 =
     @Test func roundTrips() throws {
         var a = sample("page,segregate=on", 0, phase: "mount", slab: 4096, reclaimUs: 12.5)
         a.budgetBytes = 64 << 20
+        a.rssAnonBytes = 12345
         a.scanMicrosecondsMax = 40
         var b = sample("we\"ird, label", 1.25, phase: "hot", ops: 1234, slab: 1 << 20, hits: 10, misses: 2, freedObjects: 5, freedPages: 1,
                        active: 800, total: 1000, shrinkers: false)
@@ -240,7 +242,7 @@ func sample(_ setting: String, _ t: Double, phase: String = "run", ops: UInt64 =
         #expect(r.reclaimMilliseconds == 500)  // no scan time reported: the shrink's wall time
         #expect(r.writebacks == 7 && r.relocations == 2)
         #expect(r.peakSlabBytes == 8 << 20 && r.endSlabBytes == 6 << 20)
-        #expect(r.peakRSSBytes == (8 << 20) + (10 << 20))
+        #expect(r.peakRSSBytes == (8 << 20) + (10 << 20) && r.peakAnonRSSBytes == nil)
         #expect(r.hasShrinkers)
         let p = CompareRow.compute(page)
         #expect(p.throughput == 3000)
@@ -259,7 +261,7 @@ func sample(_ setting: String, _ t: Double, phase: String = "run", ops: UInt64 =
         #expect(md.contains("| lru | 3000 | 90.0 | 1000 | 10 | 100.00 | 25.0% | 500.0 | 7 | 2 | 8.0 | 6.0 | 0 |"))
         let csv = CompareTable.resultsCSV([r, p]).split(separator: "\n").map(String.init)
         #expect(csv[0] == CompareTable.resultsHeader)
-        #expect(csv[1] == "fragment,lru,3000.0,0,90.00,1000,10,100.000,25.00,500.000,7,2,8388608,6291456,18874368,,1")
+        #expect(csv[1] == "fragment,lru,3000.0,0,90.00,1000,10,100.000,25.00,500.000,7,2,8388608,6291456,18874368,,,1")
     }
 
     @Test func orderCountersGoingDownAndMissingFigures() {
@@ -299,8 +301,10 @@ func sample(_ setting: String, _ t: Double, phase: String = "run", ops: UInt64 =
     }
 
     @Test func dataIsRelativeToTheFirstSample() {
-        let d = Gnuplot.data([sample("lru", 2, slab: 2 << 20, freedPages: 15), sample("lru", 0, slab: 1 << 20, freedPages: 5)])
-        #expect(d == "# t slab_mib pages_freed rss_mib\n0.000 1.000 0 11.000\n2.000 2.000 10 12.000\n")
+        var anon = sample("lru", 3, slab: 1 << 20)
+        anon.rssAnonBytes = 3 << 20
+        let d = Gnuplot.data([sample("lru", 2, slab: 2 << 20, freedPages: 15), sample("lru", 0, slab: 1 << 20, freedPages: 5), anon])
+        #expect(d == "# t slab_mib pages_freed rss_mib anon_rss_mib\n0.000 1.000 0 11.000 11.000\n2.000 2.000 10 12.000 12.000\n3.000 1.000 0 11.000 3.000\n")
     }
 
     /// With gnuplot installed, the scripts draw PNG files (the compare test draws them from a live run).

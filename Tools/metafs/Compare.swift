@@ -179,6 +179,7 @@ final class StatsSampler: Sendable {
     private let samples = Mutex<[CompareSample]>([])
     private let lastOps = Atomic<UInt64>(0)
     private let failures = Atomic<Int>(0)
+    private let lastFailure = Mutex<String>("")
     private let done = Atomic<Bool>(false)
     private let thread = Mutex<pthread_t?>(nil)
 
@@ -193,8 +194,13 @@ final class StatsSampler: Sendable {
         let t = Support.monotonicSeconds() - start
         var (name, ops) = phase.current()
         if ops == 0 { ops = lastOps.load(ordering: .relaxed) } else { lastOps.store(ops, ordering: .relaxed) }
-        guard let text = Support.readFile(statsPath), let s = try? StatsSnapshot.parse(text) else {
+        let s: StatsSnapshot
+        do throws(CLIError) {
+            let bytes = try Support.readBytes(statsPath)
+            do { s = try StatsSnapshot.parse(String(decoding: bytes, as: UTF8.self)) } catch { throw CLIError(error.message) }
+        } catch let e {
             failures.add(1, ordering: .relaxed)
+            lastFailure.withLock { $0 = "at \(Report.fixed(t, 2)) s (\(name)): \(e.message)" }
             return false
         }
         let sample = CompareSample(setting: setting, workload: workload, phase: name, t: t, workloadOps: ops, stats: s)
@@ -233,10 +239,13 @@ final class StatsSampler: Sendable {
 
     var collected: [CompareSample] { samples.withLock { $0 } }
     var failedReads: Int { failures.load(ordering: .relaxed) }
+    var lastFailedRead: String { lastFailure.withLock { $0 } }
 }
 
 /// Runs a program (PATH search) with its output appended to `output` (or /dev/null), and waits.
-/// Returns the exit status (128+N for a signal, -1 if it could not start).
+/// Returns the exit status (128+N for a signal, -1 if it could not start). The program runs in a
+/// process group of its own, so a Ctrl-C at the terminal reaches compare only, which then finishes
+/// the mount or unmount under way before it cleans up.
 @discardableResult
 func runProgram(_ args: [String], output: String? = nil, environment extra: [String] = []) -> Int32 {
     var actions = posix_spawn_file_actions_t()
@@ -253,7 +262,8 @@ func runProgram(_ args: [String], output: String? = nil, environment extra: [Str
     sigemptyset(&defaults)
     for s in [SIGINT, SIGTERM, SIGPIPE] { sigaddset(&defaults, s) }
     posix_spawnattr_setsigdefault(&attr, &defaults)
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF))
+    posix_spawnattr_setpgroup(&attr, 0)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
     var env: [String] = []
     var e = environ
     while let p = e.pointee { env.append(String(cString: p)); e += 1 }
@@ -404,6 +414,7 @@ struct CompareRunner {
             let out = Support.readFile(runDir + "/mount.out") ?? ""
             return .failure("\(name): the mount failed (status \(status)):\n\(out)")
         }
+        if interruptRequest.requested { return .failure("\(name): interrupted") }
 
         let control = mnt + "/" + ControlDirectory.name
         let phase = RunPhase()
@@ -444,7 +455,7 @@ struct CompareRunner {
         sampler.sample()
         if let json = Support.readFile(control + "/stats.json") { Self.writeFile(runDir + "/stats-end.json", json) }
         if let slabinfo = Support.readFile(control + "/slabinfo") { Self.writeFile(runDir + "/slabinfo-end.txt", slabinfo) }
-        if sampler.failedReads > 0 { problems.append("\(name): \(sampler.failedReads) samples of stats.json could not be read") }
+        if sampler.failedReads > 0 { problems.append("\(name): \(sampler.failedReads) samples of stats.json could not be read, the last \(sampler.lastFailedRead)") }
 
         let samples = sampler.collected
         let run = CompareRun(setting: setting.label, workload: spec.name, ops: result.ops, seconds: result.seconds,

@@ -33,6 +33,8 @@ struct Mount: ParsableCommand {
     @Option(help: "Write the daemon's process id to this file while it runs.") var pidFile: String?
     @Option(help: "Seconds to wait for the mount to become ready.") var timeout: Double = 30
     @Flag(help: "libfuse debug output (every request) to the log.") var debug = false
+    @Flag(help: "If the daemon of an earlier mount of this store or on this mount point died (a dead FUSE mount is left), unmount it first.")
+    var forceUnmountStale = false
 
     // Reclaim (docs/RECLAIM.md). Every one but --merge can be changed later through control.
     @Option(help: ArgumentHelp("Memory budget of the caches' slabs (e.g. 64M, 1G; 'off': none; 'auto': reclaim on memory pressure).", valueName: "size"))
@@ -91,6 +93,7 @@ struct Mount: ParsableCommand {
 
     func run() throws {
         do throws(CLIError) {
+            try StaleMounts.handle(store: store, mountpoint: mountpoint, clear: forceUnmountStale)
             let (realStore, realMount) = try Support.preflight(store: store, mountpoint: mountpoint)
             if foreground {
                 try serve(store: realStore, mountpoint: realMount)
@@ -265,5 +268,81 @@ struct Mount: ParsableCommand {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         if lines.count > 24 { text = lines.prefix(24).joined(separator: "\n") + "\n... (\(lines.count - 24) more lines)" }
         return text
+    }
+}
+
+/// Dead mounts: a metafs daemon killed (SIGKILL, OOM) leaves its FUSE mount behind, and every
+/// access to it fails with ENOTCONN ("Transport endpoint is not connected") until it is unmounted.
+enum StaleMounts {
+    /// Is `path` a mount whose FUSE connection is gone?
+    static func isDead(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) != 0 && errno == ENOTCONN
+    }
+
+    /// Finds dead metafs mounts on `mountpoint` or of `store`; says what happened and how to
+    /// clear them, or (with `clear`) unmounts them, reporting a busy one instead of waiting.
+    static func handle(store: String, mountpoint: String, clear: Bool) throws(CLIError) {
+        let mp = Support.absolutePath(mountpoint)
+        let realStore = Support.realPath(store)
+        var dead: [MountEntry] = []
+        for m in Support.mounts() where m.fstype.hasPrefix("fuse") {
+            let here = m.mountpoint == mp || m.mountpoint == Support.realPath(mp)
+            let ours = m.fstype == "fuse.metafs" && realStore != nil && m.source == realStore
+            if (here || ours) && isDead(m.mountpoint) { dead.append(m) }
+        }
+        if dead.isEmpty && isDead(mp) {
+            dead.append(MountEntry(source: "?", mountpoint: mp, fstype: "fuse", options: ""))
+        }
+        for m in dead {
+            let what = "\(m.mountpoint) holds a dead FUSE mount of \(m.source): the daemon that served it is gone (killed or crashed), so every access fails with 'Transport endpoint is not connected'"
+            guard clear else {
+                throw CLIError("""
+                    \(what).
+                    Clear it with: fusermount3 -u \(m.mountpoint)   (or mount again with --force-unmount-stale)
+                    The store was not closed cleanly; the next mount replays its journal.
+                    """)
+            }
+            let r = run(["fusermount3", "-u", m.mountpoint], timeout: 10)
+            if r.status != 0 || isDead(m.mountpoint) {
+                let busy = r.output.contains("busy") || r.output.contains("Device or resource busy")
+                throw CLIError("""
+                    \(what), and it could not be unmounted\(busy ? ": it is busy (a process still has its working directory or a file in it; `fuser -vm \(m.mountpoint)` lists them)" : "")\(r.output.isEmpty ? "" : "\n" + r.output).
+                    Stop those processes and try again, or detach it lazily with: fusermount3 -uz \(m.mountpoint)
+                    """)
+            }
+            Support.eprint("metafs: unmounted the dead mount on \(m.mountpoint) (its daemon had died); the store's journal is replayed now\n")
+        }
+    }
+
+    /// Runs a command with a time limit (a hung unmount is killed and reported, not waited for).
+    static func run(_ argv: [String], timeout: Double) -> (status: Int32, output: String) {
+        var template = Array("/tmp/metafs-cmd.XXXXXX".utf8CString)
+        let fd = mkstemp(&template)
+        guard fd >= 0 else { return (-1, "mkstemp: \(Support.errnoString())") }
+        let outPath = String(cString: template)
+        defer { close(fd); unlink(outPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fd, 1)
+        posix_spawn_file_actions_adddup2(&actions, fd, 2)
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var pid: pid_t = 0
+        guard posix_spawnp(&pid, argv[0], &actions, nil, &cargs, environ) == 0 else { return (-1, "cannot run \(argv[0])") }
+        let deadline = Support.monotonicSeconds() + timeout
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Support.monotonicSeconds() > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return (-1, "\(argv.joined(separator: " ")) did not finish in \(Int(timeout)) s")
+            }
+            usleep(10_000)
+        }
+        let text = (try? Support.readBytes(outPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }

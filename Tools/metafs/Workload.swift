@@ -312,7 +312,9 @@ enum WorkloadCLI {
             let lookups = (after.hits &- before.hits) &+ (after.misses &- before.misses)
             if lookups > 0 { line += ", hit rate \(Report.fixed(Double(after.hits &- before.hits) * 100 / Double(lookups), 1))%" }
         }
-        line += ", rss \(ControlRendering.humanBytes(after.rssBytes)), dirty objects \(after.dirty)"
+        line += ", rss \(ControlRendering.humanBytes(after.rssBytes))"
+            + (after.rssAnonBytes.map { " (anonymous \(ControlRendering.humanBytes($0)))" } ?? "")
+            + ", dirty objects \(after.dirty)"
         if let b = after.budgetBytes, b > 0 { line += ", budget \(ControlRendering.humanBytes(b))" }
         return out + line + "\n"
     }

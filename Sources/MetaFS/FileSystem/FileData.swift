@@ -142,7 +142,19 @@ extension FileSystem {
         guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw FSError(EFBIG) }
         cache.extents.beginIO(ino: ino)
         defer { cache.extents.endIO(ino: ino) }
-        return try namespace.shared { () throws(FSError) -> Int in
+        do {
+            return try writeOnce(ino, offset: offset, from: data)
+        } catch where error.code == ENOSPC {
+            // Blocks freed since the last commit (a delete) return to the allocator only once the
+            // commit that frees them is durable: commit, then try once more (the retry rewrites
+            // the same bytes to the same places).
+            try sync()
+            return try writeOnce(ino, offset: offset, from: data)
+        }
+    }
+
+    private func writeOnce(_ ino: UInt64, offset: UInt64, from data: UnsafeRawBufferPointer) throws(FSError) -> Int {
+        try namespace.shared { () throws(FSError) -> Int in
             try inodeLocks.with(ino) { () throws(FSError) -> Int in
                 _ = try fillInode(ino)
                 var done = 0
@@ -315,7 +327,14 @@ extension FileSystem {
             let mapping = try self.mapping(ino, block: block)
             let stop = min(mapping.end, end)
             if mapping.status == .hole {
-                let run = try io { () throws(StoreError) in try store.allocateBlocks(count: Int(stop - block), goal: goal) }
+                let count = Int(stop - block)
+                let run: (start: UInt64, count: Int)
+                do {
+                    run = try io { () throws(StoreError) in try store.allocateBlocks(count: count, goal: goal) }
+                } catch where error.code == ENOSPC {
+                    try commitLocked()   // frees since the last commit return to the allocator
+                    run = try io { () throws(StoreError) in try store.allocateBlocks(count: count, goal: goal) }
+                }
                 cache.extents.insert(ino: ino, ExtentMapping(logical: block, length: UInt32(run.count),
                                                              physical: run.start, status: .unwritten), dirty: true)
                 allocated += UInt64(run.count)

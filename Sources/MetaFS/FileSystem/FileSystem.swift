@@ -14,7 +14,8 @@ import Synchronization
 /// own locks inside MetaCache. Order: namespace → inode stripe → orphan/handle mutexes → MetaCache.
 public final class FileSystem: @unchecked Sendable {
     public let cache: MetaCache
-    let store: Store
+    /// The store (public for the crash harness's persisted-image mode and fsck tooling).
+    public let store: Store
     let options: FileSystemOptions
     let namespace = NamespaceLock()
     let inodeLocks = InodeLocks()

@@ -96,6 +96,8 @@ public struct CompareSample: Sendable, Equatable {
     public var slabBytes: UInt64 = 0
     public var cacheBytes: UInt64 = 0
     public var rssBytes: UInt64 = 0
+    /// Anonymous RSS (slabs, tables, heap: without the store mapping), when the build reports it.
+    public var rssAnonBytes: UInt64?
     public var budgetBytes: UInt64?
     public var activeObjects: UInt64 = 0
     public var totalObjects: UInt64 = 0
@@ -133,7 +135,7 @@ public struct CompareSample: Sendable, Equatable {
     public init(setting: String, workload: String, phase: String, t: Double, workloadOps: UInt64, stats s: StatsSnapshot) {
         self.init(setting: setting, workload: workload, phase: phase, t: t)
         self.workloadOps = workloadOps
-        slabBytes = s.slabBytes; cacheBytes = s.cacheBytes; rssBytes = s.rssBytes; budgetBytes = s.budgetBytes
+        slabBytes = s.slabBytes; cacheBytes = s.cacheBytes; rssBytes = s.rssBytes; rssAnonBytes = s.rssAnonBytes; budgetBytes = s.budgetBytes
         activeObjects = s.activeObjects; totalObjects = s.totalObjects; activeBytes = s.activeBytes; totalBytes = s.totalBytes
         activeSlabs = s.activeSlabs; totalSlabs = s.totalSlabs; hits = s.hits; misses = s.misses
         negative = s.negative; dirty = s.dirty; pinned = s.pinned; commits = s.commits
@@ -163,6 +165,15 @@ public enum SampleCSV {
         })
     }
 
+    /// A count that may be unknown (an empty field).
+    static func optional(_ name: String, _ kp: WritableKeyPath<CompareSample, UInt64?>) -> Column {
+        (name, { $0[keyPath: kp].map { "\($0)" } ?? "" }, { (s: inout CompareSample, v: String) throws(ParseError) in
+            if v.isEmpty { s[keyPath: kp] = nil; return }
+            guard let x = UInt64(v) else { throw ParseError(message: "\(name): '\(v)' is not a count") }
+            s[keyPath: kp] = x
+        })
+    }
+
     static func text(_ name: String, _ kp: WritableKeyPath<CompareSample, String>) -> Column {
         (name, { $0[keyPath: kp] }, { (s: inout CompareSample, v: String) throws(ParseError) in s[keyPath: kp] = v })
     }
@@ -178,11 +189,7 @@ public enum SampleCSV {
         text("setting", \.setting), text("workload", \.workload), text("phase", \.phase),
         ("t", { real($0.t) }, { (s: inout CompareSample, v: String) throws(ParseError) in s.t = try double("t", v) }),
         u64("workload_ops", \.workloadOps), u64("slab_bytes", \.slabBytes), u64("cache_bytes", \.cacheBytes), u64("rss_bytes", \.rssBytes),
-        ("budget_bytes", { $0.budgetBytes.map { "\($0)" } ?? "" }, { (s: inout CompareSample, v: String) throws(ParseError) in
-            if v.isEmpty { s.budgetBytes = nil; return }
-            guard let x = UInt64(v) else { throw ParseError(message: "budget_bytes: '\(v)' is not a count") }
-            s.budgetBytes = x
-        }),
+        optional("rss_anon_bytes", \.rssAnonBytes), optional("budget_bytes", \.budgetBytes),
         u64("active_objects", \.activeObjects), u64("total_objects", \.totalObjects), u64("active_bytes", \.activeBytes),
         u64("total_bytes", \.totalBytes), u64("active_slabs", \.activeSlabs), u64("total_slabs", \.totalSlabs),
         u64("hits", \.hits), u64("misses", \.misses), u64("negative", \.negative), u64("dirty", \.dirty), u64("pinned", \.pinned),
@@ -332,6 +339,8 @@ public struct CompareRow: Sendable, Equatable {
     public var peakSlabBytes: UInt64
     public var endSlabBytes: UInt64
     public var peakRSSBytes: UInt64
+    /// Peak anonymous RSS (without the store mapping), when reported.
+    public var peakAnonRSSBytes: UInt64?
     public var budgetBytes: UInt64?
     /// Whether stats.json had shrinker counters (otherwise the reclaim columns mean nothing).
     public var hasShrinkers: Bool
@@ -365,7 +374,8 @@ public struct CompareRow: Sendable, Equatable {
             reclaimMilliseconds: reclaimMs,
             writebacks: delta(\.writeback), relocations: delta(\.relocated),
             peakSlabBytes: s.map(\.slabBytes).max() ?? 0, endSlabBytes: last.slabBytes,
-            peakRSSBytes: s.map(\.rssBytes).max() ?? 0, budgetBytes: last.budgetBytes,
+            peakRSSBytes: s.map(\.rssBytes).max() ?? 0, peakAnonRSSBytes: s.compactMap(\.rssAnonBytes).max(),
+            budgetBytes: last.budgetBytes,
             hasShrinkers: s.contains { $0.hasShrinkers })
     }
 }
@@ -408,7 +418,7 @@ public enum CompareTable {
         return out
     }
 
-    public static let resultsHeader = "workload,setting,ops_per_s,errors,hit_rate_pct,evicted_objects,pages_freed,evicted_per_page,slab_use_after_pct,reclaim_ms,writebacks,relocations,slab_peak_bytes,slab_end_bytes,rss_peak_bytes,budget_bytes,shrinkers"
+    public static let resultsHeader = "workload,setting,ops_per_s,errors,hit_rate_pct,evicted_objects,pages_freed,evicted_per_page,slab_use_after_pct,reclaim_ms,writebacks,relocations,slab_peak_bytes,slab_end_bytes,rss_peak_bytes,rss_anon_peak_bytes,budget_bytes,shrinkers"
 
     /// results.csv: one line per (workload, setting); empty fields where a figure is unknown.
     public static func resultsCSV(_ rows: [CompareRow]) -> String {
@@ -418,7 +428,7 @@ public enum CompareTable {
             out += [SampleCSV.field(r.workload), SampleCSV.field(r.setting), Report.fixed(r.throughput, 1), "\(r.errors)",
                     opt(r.hitRate, 2), "\(r.evictedObjects)", "\(r.pagesFreed)", opt(r.evictedPerPage, 3), opt(r.slabUseAfter, 2),
                     opt(r.reclaimMilliseconds, 3), "\(r.writebacks)", "\(r.relocations)", "\(r.peakSlabBytes)", "\(r.endSlabBytes)",
-                    "\(r.peakRSSBytes)", r.budgetBytes.map { "\($0)" } ?? "", r.hasShrinkers ? "1" : "0"].joined(separator: ",") + "\n"
+                    "\(r.peakRSSBytes)", r.peakAnonRSSBytes.map { "\($0)" } ?? "", r.budgetBytes.map { "\($0)" } ?? "", r.hasShrinkers ? "1" : "0"].joined(separator: ",") + "\n"
         }
         return out
     }

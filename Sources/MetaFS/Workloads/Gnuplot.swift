@@ -21,14 +21,14 @@ public enum Gnuplot {
             switch self {
             case .slabMemory: 2
             case .pagesFreed: 3
-            case .rss: 4
+            case .rss: 5
             }
         }
         var title: String {
             switch self {
             case .slabMemory: "slab memory"
             case .pagesFreed: "slab pages freed by reclaim (cumulative)"
-            case .rss: "metafs daemon RSS"
+            case .rss: "daemon RSS without the store mapping (anonymous: slabs, tables, heap)"
             }
         }
         var yLabel: String {
@@ -39,14 +39,15 @@ public enum Gnuplot {
         }
     }
 
-    /// A data file for one (workload, setting): `t slab_mib pages_freed rss_mib` per sample,
-    /// with pages freed counted from the run's first sample.
+    /// A data file for one (workload, setting): `t slab_mib pages_freed rss_mib anon_rss_mib` per
+    /// sample, with pages freed counted from the run's first sample (anon_rss_mib is the whole RSS
+    /// when the build does not split it).
     public static func data(_ samples: [CompareSample]) -> String {
         let s = samples.sorted { $0.t < $1.t }
         let base = s.first?.freedPages ?? 0
-        var out = "# t slab_mib pages_freed rss_mib\n"
+        var out = "# t slab_mib pages_freed rss_mib anon_rss_mib\n"
         for x in s {
-            out += "\(Report.fixed(x.t, 3)) \(Report.fixed(Double(x.slabBytes) / 1_048_576, 3)) \(x.freedPages >= base ? x.freedPages - base : 0) \(Report.fixed(Double(x.rssBytes) / 1_048_576, 3))\n"
+            out += "\(Report.fixed(x.t, 3)) \(Report.fixed(Double(x.slabBytes) / 1_048_576, 3)) \(x.freedPages >= base ? x.freedPages - base : 0) \(Report.fixed(Double(x.rssBytes) / 1_048_576, 3)) \(Report.fixed(Double(x.rssAnonBytes ?? x.rssBytes) / 1_048_576, 3))\n"
         }
         return out
     }

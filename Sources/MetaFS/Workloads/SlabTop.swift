@@ -30,6 +30,9 @@ public enum SlabTop {
         lines.append(" Minimum / Average / Maximum Object : \(k2(sizes.min() ?? 0)) / \(k2(avg)) / \(k2(sizes.max() ?? 0))")
         let budget = s.budgetBytes.map { $0 == 0 ? "none" : ControlRendering.humanBytes($0) } ?? "-"
         lines.append(" Slab / Caches / RSS / Budget       : \(ControlRendering.humanBytes(s.slabBytes)) / \(ControlRendering.humanBytes(s.cacheBytes)) / \(ControlRendering.humanBytes(s.rssBytes)) / \(budget)")
+        if let anon = s.rssAnonBytes, let file = s.rssFileBytes {
+            lines.append(" RSS anonymous / store mapping      : \(ControlRendering.humanBytes(anon)) / \(ControlRendering.humanBytes(file))")
+        }
         lines.append(" Negative / Dirty / Pinned objects  : \(s.negative) / \(s.dirty) / \(s.pinned)")
         if let p = previous, seconds > 0 {
             func rate(_ a: UInt64, _ b: UInt64) -> String { "\(Int((Double(a &- min(a, b)) / seconds).rounded()))" }

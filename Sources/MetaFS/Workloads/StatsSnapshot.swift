@@ -48,6 +48,10 @@ public struct StatsSnapshot: Sendable, Equatable {
     public var slabBytes: UInt64 = 0
     public var cacheBytes: UInt64 = 0
     public var rssBytes: UInt64 = 0
+    /// The RSS split (nil when the build does not report it): anonymous memory (slabs, tables,
+    /// heap) and file-backed memory (the mapped store).
+    public var rssAnonBytes: UInt64?
+    public var rssFileBytes: UInt64?
     /// `budget_bytes` when the build has a memory budget (nil: no key; 0: no budget set).
     public var budgetBytes: UInt64?
     public var caches: [CacheRow] = []
@@ -76,6 +80,8 @@ public struct StatsSnapshot: Sendable, Equatable {
         s.slabBytes = root["slab_bytes"]?.uint64 ?? 0
         s.cacheBytes = root["cache_bytes"]?.uint64 ?? 0
         s.rssBytes = root["rss_bytes"]?.uint64 ?? 0
+        s.rssAnonBytes = root["rss_anon_bytes"]?.uint64
+        s.rssFileBytes = root["rss_file_bytes"]?.uint64
         s.budgetBytes = root["budget_bytes"]?.uint64
         for c in caches {
             guard let name = c["name"]?.string else { throw ParseError(message: "stats.json: a cache without a name") }
