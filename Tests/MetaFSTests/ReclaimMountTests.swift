@@ -109,7 +109,7 @@ final class Flag: @unchecked Sendable {
             let workload = """
                 set -e
                 for d in $(seq 1 12); do mkdir -p w/$d/a w/$d/b; done
-                for i in $(seq 1 2500); do
+                for i in $(seq 1 1500); do
                   d=$(( i % 12 + 1 ))
                   head -c $(( (i * 7919) % 40960 )) /dev/urandom > w/$d/a/f$i
                   if [ $(( i % 5 )) -eq 0 ]; then mv w/$d/a/f$i w/$d/b/g$i; fi
