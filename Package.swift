@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "MetaCache", targets: ["MetaCache"]),
         .library(name: "MetaFS", targets: ["MetaFS"]),
         .executable(name: "metafs", targets: ["metafs"]),
+        .executable(name: "crashcheck", targets: ["crashcheck"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,7 +30,14 @@ let package = Package(
             dependencies: ["MetaFS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/metafs"
         ),
+        // The crash harness (issue 6): a library the tests use, and its command-line tool.
+        .target(name: "CrashHarness", dependencies: ["MetaFS", "MetaCache"], path: "Tools/crashcheck/Harness"),
+        .executableTarget(
+            name: "crashcheck",
+            dependencies: ["CrashHarness", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/crashcheck/Main"
+        ),
         .testTarget(name: "MetaCacheTests", dependencies: ["MetaCache"]),
-        .testTarget(name: "MetaFSTests", dependencies: ["MetaFS", "MetaCache"]),
+        .testTarget(name: "MetaFSTests", dependencies: ["MetaFS", "MetaCache", "CrashHarness"]),
     ]
 )

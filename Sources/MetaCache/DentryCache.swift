@@ -30,6 +30,7 @@
 // locks), so a reader holding the directory's inode lock may trust that the alias names an
 // allocated record and read its key to find its shard.
 
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -86,8 +87,6 @@ struct DentryShard {
     var zombies = 0
     var lru = ObjectList()
     var dirty = ObjectList()
-    var hits: UInt64 = 0
-    var misses: UInt64 = 0
 }
 
 public final class DentryCache: @unchecked Sendable {
@@ -96,16 +95,33 @@ public final class DentryCache: @unchecked Sendable {
     let inodes: InodeCache
     let shards: ShardedMutex<DentryShard>
     let shardMask: Int
+    /// hits (0), misses (1), lock-free lookups that had to retry under the lock (2).
+    let events = StripedCounters()
 
-    init(configuration c: CacheConfiguration, inodes: InodeCache) {
+    private let dirtyRotor = Atomic<Int>(0)
+    /// Leaf and directory dentries in slabs of their own kind (SlabCache kinds 0 and 1).
+    let segregate = Atomic<Bool>(false)
+    /// Dentries moved to the other kind because what they name changed (counted for the shrinker).
+    let relocated = Atomic<UInt64>(0)
+    /// Negative dentries in the table (all shards), for `negative_max`.
+    let negativeCount = Atomic<Int>(0)
+    /// The memory budget every allocation is admitted by (Budget.swift).
+    let budget: MemoryBudget
+
+    init(configuration c: CacheConfiguration, inodes: InodeCache, budget: MemoryBudget) {
         self.inodes = inodes
+        self.budget = budget
         slab = SlabCache(name: "metafs_dentry", objectSize: DentryRef.size, pageSize: c.pageSize,
-                         slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
-        names = NameCache(pageSize: c.pageSize, slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache / 4)
+                         slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache,
+                         accounting: budget.accounting, mergeKinds: c.merge)
+        names = NameCache(pageSize: c.pageSize, slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache / 4,
+                          accounting: budget.accounting)
+        segregate.store(c.reclaim.segregate, ordering: .relaxed)
         let n = nextPowerOfTwo(max(1, c.shards))
         shardMask = n - 1
         let buckets = nextPowerOfTwo(max(1024, c.expectedObjects / n))
-        shards = ShardedMutex(count: n) { _ in DentryShard(buckets: HashBuckets(count: buckets)) }
+        let maxBuckets = max(buckets, nextPowerOfTwo(min(1 << 26, c.reserveBytesPerCache / DentryRef.size / n)))
+        shards = ShardedMutex(count: n) { _ in DentryShard(buckets: HashBuckets(count: buckets, maxCount: maxBuckets)) }
     }
 
     deinit {
@@ -157,7 +173,7 @@ public final class DentryCache: @unchecked Sendable {
     // MARK: Table
 
     @inline(__always)
-    private func find(_ s: inout DentryShard, _ hv: UInt64, _ parent: UInt64, _ name: UnsafeRawPointer, _ n: Int) -> UInt32 {
+    func find(_ s: inout DentryShard, _ hv: UInt64, _ parent: UInt64, _ name: UnsafeRawPointer, _ n: Int) -> UInt32 {
         var h = s.buckets.heads[s.buckets.bucket(hv)]
         while h != nilHandle {
             let d = ref(h)
@@ -167,22 +183,12 @@ public final class DentryCache: @unchecked Sendable {
         return nilHandle
     }
 
+    /// Doubles the shard's table when it is loaded past 1.5. Inside a seqlock write section.
     private func growIfNeeded(_ s: inout DentryShard) {
-        guard s.count > 2 * s.buckets.bucketCount else { return }
-        let bigger = HashBuckets(count: s.buckets.bucketCount * 2)
-        for b in 0..<s.buckets.bucketCount {
-            var h = s.buckets.heads[b]
-            while h != nilHandle {
-                let d = ref(h)
-                let next = d.hashNext
-                let nb = bigger.bucket(recordHash(h))
-                d.hashNext = bigger.heads[nb]
-                bigger.heads[nb] = h
-                h = next
-            }
-        }
-        s.buckets.release()
-        s.buckets = bigger
+        guard s.buckets.wantsGrowth(s.count) else { return }
+        let old = s.buckets.double()
+        s.buckets.splitChains(old: old, hash: { recordHash($0) }, next: { ref($0).hashNext },
+                              setNext: { ref($0).hashNext = $1 })
     }
 
     /// Takes a hashed dentry out of the table and off its lists, clearing its counted flags.
@@ -201,7 +207,7 @@ public final class DentryCache: @unchecked Sendable {
         }
         d.hashNext = nilHandle
         s.count -= 1
-        if d.ino == 0 { s.negative -= 1 }
+        if d.ino == 0 { s.negative -= 1; negativeCount.wrappingSubtract(1, ordering: .relaxed) }
         if d.header.has(ObjectFlag.onLRU) {
             s.lru.remove(h, slab, .lru)
             d.header.clear(ObjectFlag.onLRU)
@@ -211,14 +217,19 @@ public final class DentryCache: @unchecked Sendable {
         d.header.clear(ObjectFlag.hashed)
     }
 
-    /// Frees an unhashed, unpinned record and its long name.
-    private func freeRecord(_ h: UInt32) {
+    /// Frees an unhashed, unpinned record and its long name. Returns the slab pages this emptied.
+    @discardableResult
+    func freeRecord(_ h: UInt32) -> Int {
         let d = ref(h)
         let n = d.nameLength
-        if n > DentryRef.inlineNameMax { names.free(d.longNameHandle, length: n) }
+        var pages = 0
+        if n > DentryRef.inlineNameMax, names.free(d.longNameHandle, length: n) {
+            pages += names.cache(forLength: n).pagesPerSlab
+        }
         slab.clearCountedFlags(h)
         d.header.state = 0
-        slab.free(h)
+        if slab.free(h) { pages += slab.pagesPerSlab }
+        return pages
     }
 
     // MARK: Pins
@@ -254,14 +265,57 @@ public final class DentryCache: @unchecked Sendable {
 
     /// The cached entry for `name` in directory `parent`. Does not allocate. A hit sets the
     /// referenced bit and leaves the dentry where it is on the LRU (second chance).
+    ///
+    /// Lookups first read the shard without locking it, as a seqlock reader (the analogue of
+    /// Linux's RCU path walk): they write nothing shared, so threads looking up at once do not
+    /// bounce lock cache lines between cores. Every handle is range-checked before it is
+    /// followed and slab memory stays mapped, so a racing read sees stale bytes, never a fault;
+    /// the sequence check then discards it. A hit whose referenced bit is not yet set, or a
+    /// read that keeps racing with writers, takes the shard lock instead.
     public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) -> DentryLookup {
         guard let nb = name.baseAddress, name.count >= 1, name.count <= 255 else { return .miss }
         let n = name.count
         let hv = hashName(parent, nb, n)
-        return shards.withLock(shardIndex(hv)) { s -> DentryLookup in
+        let si = shardIndex(hv)
+        let seq = shards.sequence(si)
+        let state = shards.unsafeState(si)
+        for _ in 0..<3 {
+            let s1 = seq.pointee.load(ordering: .acquiring)
+            if s1 & 1 != 0 { continue }
+            let buckets = state.pointee.buckets
+            var h = buckets.heads[buckets.bucket(hv)]
+            var steps = 0
+            var sane = true
+            while h != nilHandle {
+                guard slab.isValidHandle(h), steps < 4096 else { sane = false; break }
+                let d = ref(h)
+                if d.parent == parent && nameEqualsRacy(d, nb, n) { break }
+                h = d.hashNext
+                steps &+= 1
+            }
+            var ino: UInt64 = 0, st: UInt32 = 0
+            if sane && h != nilHandle {
+                let d = ref(h)
+                ino = d.ino
+                st = d.header.state
+            }
+            atomicMemoryFence(ordering: .acquiring)
+            guard sane, seq.pointee.load(ordering: .relaxed) == s1 else { continue }
+            if h == nilHandle {
+                events.add(1)
+                return .miss
+            }
+            if st & ObjectFlag.referenced != 0 {
+                events.add(0)
+                return ino == 0 ? .negative : .positive(ino: ino, type: UInt8(truncatingIfNeeded: (st >> ObjectFlag.cacheShift) & 0xF))
+            }
+            break   // a first hit: set the referenced bit under the lock
+        }
+        events.add(2)
+        return shards.withLock(si) { s -> DentryLookup in
             let h = find(&s, hv, parent, nb, n)
-            guard h != nilHandle else { s.misses &+= 1; return .miss }
-            s.hits &+= 1
+            guard h != nilHandle else { events.add(1); return .miss }
+            events.add(0)
             slab.markReferenced(h)
             let d = ref(h)
             let ino = d.ino
@@ -269,42 +323,150 @@ public final class DentryCache: @unchecked Sendable {
         }
     }
 
+    /// nameEquals for a seqlock reader: the record may be changing under it, so the long-name
+    /// handle is range-checked before it is followed.
+    @inline(__always)
+    private func nameEqualsRacy(_ d: DentryRef, _ name: UnsafeRawPointer, _ n: Int) -> Bool {
+        let area = d.p + DentryRef.nameOffset
+        guard area.load(as: UInt8.self) == UInt8(truncatingIfNeeded: n) else { return false }
+        if n <= DentryRef.inlineNameMax { return memcmp(area + 1, name, n) == 0 }
+        guard memcmp(area + 8, name, 32) == 0 else { return false }
+        let nh = area.load(fromByteOffset: 4, as: UInt32.self)
+        let c = names.cache(forLength: n)
+        guard c.isValidHandle(nh) else { return false }
+        return memcmp(c.pointer(nh) + 32, name + 32, n - 32) == 0
+    }
+
+    /// What taking a dentry out of the table left to do once its shard lock is released.
+    struct Detached {
+        var handle = nilHandle
+        var inode = nilHandle
+        var parent = nilHandle
+        /// It named a directory whose inode records it as alias: clear that, then drop `held`.
+        var aliasDir = false
+        var held = false
+        /// Still allocated and unpinned (an alias directory being evicted): free it at the end.
+        var freeAtEnd = false
+        /// Slab pages emptied when the record was freed at once.
+        var pagesFreed = 0
+        /// The record was freed (at once, or will be by `finish`).
+        var freed = false
+    }
+
+    /// Unhashes `h` and takes its pins with it. An unpinned dentry is freed at once unless it is
+    /// some inode's alias (then it is freed, or left to its last pin, after the alias is
+    /// cleared); a pinned one becomes a zombie that its last child frees. Under the shard lock,
+    /// inside a seqlock write section.
+    func detach(_ s: inout DentryShard, _ h: UInt32, _ hv: UInt64, evicting: Bool) -> Detached {
+        let d = ref(h)
+        var out = Detached(handle: h, inode: d.inodeHandle, parent: d.parentHandle)
+        out.aliasDir = d.isDirectory && out.inode != nilHandle
+        unhash(&s, h, hv)
+        d.inodeHandle = nilHandle
+        d.parentHandle = nilHandle
+        if out.aliasDir {
+            if evicting {
+                out.freeAtEnd = true          // unpinned, unreachable: nobody else can touch it
+                out.freed = true
+            } else {
+                out.held = slab.pinObject(h)  // keep it allocated until the alias is cleared
+                s.zombies += 1
+            }
+        } else if d.header.pins == 0 {
+            out.pagesFreed = freeRecord(h)
+            out.freed = true
+        } else {
+            s.zombies += 1
+        }
+        return out
+    }
+
+    /// The rest of `detach`, with no dentry lock held (lock order: it takes inode locks).
+    /// Returns the slab pages emptied by freeing the record here.
+    @discardableResult
+    func finish(_ x: Detached) -> Int {
+        guard x.handle != nilHandle else { return 0 }
+        var pages = 0
+        if x.aliasDir {
+            inodes.clearAlias(inode: x.inode, dentry: x.handle)
+            if x.freeAtEnd { pages = freeRecord(x.handle) } else if x.held { unpin(dentry: x.handle) }
+        }
+        inodes.unpin(handle: x.inode)
+        unpin(dentry: x.parent)
+        return pages
+    }
+
+    /// The slab kind a dentry for (ino, type) belongs in: directories apart when segregating.
+    @inline(__always)
+    func kindFor(ino: UInt64, type: UInt8) -> Int {
+        segregate.load(ordering: .relaxed) && ino != 0 && type & 0xF == DentryRef.dtDir ? 1 : 0
+    }
+
     /// Inserts or replaces. ino == 0 makes a negative dentry. A positive dentry pins its inode
     /// (if the inode is cached: insert the inode first); every dentry pins the dentry of `parent`
     /// if that directory's own dentry is cached (and its inode was cached when it was inserted).
     /// A dentry whose type is DT_DIR is a directory dentry, else a leaf. A dirty dentry stays
     /// dirty until `takeDirty` hands it out.
+    ///
+    /// A dentry is replaced in place unless it names a directory and the new entry names
+    /// something else (rename over it, rmdir): then the old dentry is detached (a zombie while
+    /// cached children still pin it, as in `remove`) and a fresh one takes the name, so a
+    /// pinned directory dentry never changes what it names.
     public func insert(parent: UInt64, name: UnsafeRawBufferPointer, ino: UInt64, type: UInt8, dirty: Bool) {
         guard let nb = name.baseAddress, name.count >= 1, name.count <= 255 else { return }
         let n = name.count
         let hv = hashName(parent, nb, n)
         let si = shardIndex(hv)
         let isDir = ino != 0 && type & 0xF == DentryRef.dtDir
+        let kind = kindFor(ino: ino, type: type)
+        // The budget first, with no lock held: direct reclaim may free dentries and inodes.
+        budget.admit(slab)
+        if n > DentryRef.inlineNameMax { budget.admit(names.cache(forLength: n)) }
         // Pins first, before this dentry's own shard lock (lock order).
         let inodePin = ino != 0 ? inodes.pinForDentry(ino) : nilHandle
         let parentPin = pinAlias(of: parent)
 
         var handle = nilHandle
         var oldInode = nilHandle, oldParent = nilHandle
-        var clearOldAlias = false, held = false
+        var detached = Detached()
         shards.withLock(si) { s in
+            shards.writeBegin(si)
+            defer { shards.writeEnd(si) }
             var h = find(&s, hv, parent, nb, n)
+            var wasDirty = false
+            if h != nilHandle {
+                let d = ref(h)
+                let namesDirectory = d.isDirectory && (d.inodeHandle != nilHandle || d.header.pins > 0)
+                let wrongKind = !slab.mergeKinds && slab.kind(of: h) != kind
+                if namesDirectory && !(isDir && d.ino == ino) {
+                    if wrongKind { relocated.wrappingAdd(1, ordering: .relaxed) }
+                    wasDirty = d.header.has(ObjectFlag.dirty)
+                    detached = detach(&s, h, hv, evicting: false)
+                    h = nilHandle
+                } else if wrongKind && segregate.load(ordering: .relaxed) && !namesDirectory {
+                    // What it names changed kind (a negative dentry made a directory by mkdir):
+                    // move it to a slab of the right kind. Nothing pins it and it is nobody's
+                    // alias, so detaching frees it at once.
+                    relocated.wrappingAdd(1, ordering: .relaxed)
+                    wasDirty = d.header.has(ObjectFlag.dirty)
+                    detached = detach(&s, h, hv, evicting: false)
+                    h = nilHandle
+                }
+            }
             if h != nilHandle {
                 let d = ref(h)
                 oldInode = d.inodeHandle
                 oldParent = d.parentHandle
-                if d.isDirectory && oldInode != nilHandle && !(isDir && oldInode == inodePin) {
-                    // It stops naming that directory: hold it until its alias is cleared.
-                    clearOldAlias = true
-                    held = slab.pinObject(h)
+                if (d.ino == 0) != (ino == 0) {
+                    s.negative += ino == 0 ? 1 : -1
+                    negativeCount.wrappingAdd(ino == 0 ? 1 : -1, ordering: .relaxed)
                 }
-                if (d.ino == 0) != (ino == 0) { s.negative += ino == 0 ? 1 : -1 }
                 d.ino = ino
                 d.type = type
                 d.inodeHandle = inodePin
                 d.parentHandle = parentPin
             } else {
-                guard let fresh = slab.allocate() else { return }
+                guard let fresh = slab.allocate(kind: kind) else { return }
                 h = fresh
                 let d = ref(h)
                 d.header.initialize(flags: ObjectFlag.hashed | ObjectFlag.onLRU)
@@ -322,22 +484,19 @@ public final class DentryCache: @unchecked Sendable {
                 d.hashNext = s.buckets.heads[b]
                 s.buckets.heads[b] = h
                 s.count += 1
-                if ino == 0 { s.negative += 1 }
+                if ino == 0 { s.negative += 1; negativeCount.wrappingAdd(1, ordering: .relaxed) }
                 s.lru.pushFront(h, slab, .lru)
                 growIfNeeded(&s)
             }
-            if dirty && slab.setDirtyFlag(h, true) { s.dirty.pushFront(h, slab, .dirty) }
+            if (dirty || wasDirty) && slab.setDirtyFlag(h, true) { s.dirty.pushFront(h, slab, .dirty) }
             handle = h
         }
+        finish(detached)
         guard handle != nilHandle else {
             inodes.unpin(handle: inodePin)
             unpin(dentry: parentPin)
             if dirty { fatalError("MetaCache: metafs_dentry: reserved address range exhausted") }
             return
-        }
-        if clearOldAlias {
-            inodes.clearAlias(inode: oldInode, dentry: handle)
-            if held { unpin(dentry: handle) }
         }
         if isDir && inodePin != nilHandle {
             let h = handle
@@ -350,6 +509,7 @@ public final class DentryCache: @unchecked Sendable {
         }
         inodes.unpin(handle: oldInode)
         unpin(dentry: oldParent)
+        if ino == 0 { budget.negativeInserted(self) }
     }
 
     /// Forgets the name entirely (clean or dirty), releasing its pins.
@@ -357,35 +517,15 @@ public final class DentryCache: @unchecked Sendable {
         guard let nb = name.baseAddress, name.count >= 1, name.count <= 255 else { return }
         let n = name.count
         let hv = hashName(parent, nb, n)
-        var handle = nilHandle, inode = nilHandle, parentPin = nilHandle
-        var aliasDir = false, held = false
-        shards.withLock(shardIndex(hv)) { s in
+        let si = shardIndex(hv)
+        let x = shards.withLock(si) { s -> Detached in
             let h = find(&s, hv, parent, nb, n)
-            guard h != nilHandle else { return }
-            let d = ref(h)
-            handle = h
-            inode = d.inodeHandle
-            parentPin = d.parentHandle
-            aliasDir = d.isDirectory && inode != nilHandle
-            unhash(&s, h, hv)
-            d.inodeHandle = nilHandle
-            d.parentHandle = nilHandle
-            if aliasDir {
-                held = slab.pinObject(h)   // keep it allocated until the alias is cleared
-                s.zombies += 1
-            } else if d.header.pins == 0 {
-                freeRecord(h)
-            } else {
-                s.zombies += 1
-            }
+            guard h != nilHandle else { return Detached() }
+            shards.writeBegin(si)
+            defer { shards.writeEnd(si) }
+            return detach(&s, h, hv, evicting: false)
         }
-        guard handle != nilHandle else { return }
-        if aliasDir {
-            inodes.clearAlias(inode: inode, dentry: handle)
-            if held { unpin(dentry: handle) }
-        }
-        inodes.unpin(handle: inode)
-        unpin(dentry: parentPin)
+        finish(x)
     }
 
     /// Dentries waiting for writeback.
@@ -400,7 +540,10 @@ public final class DentryCache: @unchecked Sendable {
     public func takeDirty(limit: Int) -> [DirtyDentry] {
         var out: [DirtyDentry] = []
         guard limit > 0 else { return out }
-        for i in 0..<shards.count where out.count < limit {
+        // Start where the last call stopped, so that small batches drain every shard in turn.
+        let first = dirtyRotor.wrappingAdd(1, ordering: .relaxed).oldValue
+        for k in 0..<shards.count where out.count < limit {
+            let i = (first &+ k) & (shards.count - 1)
             shards.withLock(i) { s in
                 while out.count < limit, s.dirty.tail != nilHandle {
                     let h = s.dirty.tail
@@ -428,40 +571,36 @@ public final class DentryCache: @unchecked Sendable {
     /// Evicts every clean, unpinned dentry, leaves first: a directory dentry becomes unpinned
     /// once its children are gone and goes in a later pass. Returns dentries freed.
     func evictUnused() -> Int {
-        struct Victim { var handle: UInt32; var inode: UInt32; var parent: UInt32; var aliasDir: Bool }
         var total = 0
-        var victims: [Victim] = []
+        var victims: [Detached] = []
         while true {
             var pass = 0
             for i in 0..<shards.count {
                 victims.removeAll(keepingCapacity: true)
-                shards.withLock(i) { s in
+                shards.withWriteLock(i) { s in
                     var h = s.lru.tail
                     while h != nilHandle {
                         let prev = s.lru.prev(of: h, slab, .lru)
                         let d = ref(h)
                         if d.header.pins == 0 && !d.header.has(ObjectFlag.dirty) {
-                            let v = Victim(handle: h, inode: d.inodeHandle, parent: d.parentHandle,
-                                           aliasDir: d.isDirectory && d.inodeHandle != nilHandle)
-                            unhash(&s, h, recordHash(h))
-                            d.inodeHandle = nilHandle
-                            d.parentHandle = nilHandle
-                            if !v.aliasDir { freeRecord(h) }
-                            victims.append(v)
+                            victims.append(detach(&s, h, recordHash(h), evicting: true))
                         }
                         h = prev
                     }
                 }
                 for v in victims {
-                    if v.aliasDir {
-                        // Unhashed and unpinned: nothing else can reach it; free once the alias is gone.
-                        inodes.clearAlias(inode: v.inode, dentry: v.handle)
-                        freeRecord(v.handle)
+                    // Up the tree: a parent whose last child this was goes too (as dentry_kill
+                    // moves on to the parent), so one pass empties a whole clean subtree.
+                    var x = v
+                    while true {
+                        pass += 1
+                        let parent = x.parent
+                        x.parent = nilHandle
+                        finish(x)
+                        guard let up = unpinEvicting(parent) else { break }
+                        x = up
                     }
-                    inodes.unpin(handle: v.inode)
-                    unpin(dentry: v.parent)
                 }
-                pass += victims.count
             }
             total += pass
             if pass == 0 { break }
@@ -469,20 +608,45 @@ public final class DentryCache: @unchecked Sendable {
         return total
     }
 
+    /// Drops a child's pin on `h` for eviction: frees `h` if it was a zombie; detaches it if it
+    /// is now unpinned, clean and hashed, and returns what is left to finish.
+    private func unpinEvicting(_ h: UInt32) -> Detached? {
+        guard h != nilHandle else { return nil }
+        let hv = recordHash(h)
+        let si = shardIndex(hv)
+        var freeZombie = false
+        let x = shards.withLock(si) { s -> Detached? in
+            let left = slab.unpinObject(h)
+            guard left == 0 else { return nil }
+            let d = ref(h)
+            if !d.isHashed {
+                s.zombies -= 1
+                freeZombie = true
+                return nil
+            }
+            guard !d.header.has(ObjectFlag.dirty) else { return nil }
+            shards.writeBegin(si)
+            defer { shards.writeEnd(si) }
+            return detach(&s, h, hv, evicting: true)
+        }
+        if freeZombie { freeRecord(h) }
+        return x
+    }
+
     // MARK: Figures
 
-    func counts() -> (hits: UInt64, misses: UInt64, negative: Int, zombies: Int) {
-        var r: (UInt64, UInt64, Int, Int) = (0, 0, 0, 0)
+    func counts() -> (hits: UInt64, misses: UInt64, negative: Int, zombies: Int, lockedLookups: UInt64) {
+        var r: (UInt64, UInt64, Int, Int, UInt64) = (events.total(0), events.total(1), 0, 0, events.total(2))
         for i in 0..<shards.count {
             shards.withLock(i) { s in
-                r.0 += s.hits; r.1 += s.misses; r.2 += s.negative; r.3 += s.zombies
+                r.2 += s.negative; r.3 += s.zombies
             }
         }
         return r
     }
 
     var tableBytes: Int {
-        var n = shards.memoryBytes
+        var n = shards.memoryBytes + events.memoryBytes
         for i in 0..<shards.count { n += shards.withLock(i) { $0.buckets.memoryBytes } }
         return n
     }

@@ -7,9 +7,13 @@
 // Extents for an inode whose attributes are not cached hang off a stub inode record
 // (InodeCache.swift), so a dirty mapping is never dropped for want of its inode.
 
+import Synchronization
+
 public final class ExtentCache: @unchecked Sendable {
     let inodes: InodeCache
     var slab: SlabCache { inodes.extentSlab }
+
+    private let extentDirtyRotor = Atomic<Int>(0)
 
     init(inodes: InodeCache) {
         self.inodes = inodes
@@ -21,10 +25,10 @@ public final class ExtentCache: @unchecked Sendable {
         let hv = inodes.hash(ino)
         return inodes.shards.withLock(inodes.shardIndex(hv)) { s -> ExtentMapping? in
             let h = inodes.find(&s, ino, hv)
-            guard h != nilHandle else { s.extentMisses += 1; return nil }
+            guard h != nilHandle else { inodes.events.add(3); return nil }
             let e = inodes.tree(h).lookup(block)
-            guard e != nilHandle else { s.extentMisses += 1; return nil }
-            s.extentHits += 1
+            guard e != nilHandle else { inodes.events.add(3); return nil }
+            inodes.events.add(2)
             return ExtentRef(slab.pointer(e)).mapping
         }
     }
@@ -33,9 +37,10 @@ public final class ExtentCache: @unchecked Sendable {
     /// with adjacent extents that continue it (same status, same dirtiness, physically
     /// contiguous). A zero-length mapping changes nothing.
     public func insert(ino: UInt64, _ mapping: ExtentMapping, dirty: Bool) {
-        guard mapping.length > 0, mapping.logical < UInt64.max else { return }
+        guard mapping.length > 0, mapping.logical < ExtentRef.blockLimit else { return }
         let hv = inodes.hash(ino)
-        inodes.shards.withLock(inodes.shardIndex(hv)) { s in
+        inodes.budget.admit(slab)
+        inodes.shards.withWriteLock(inodes.shardIndex(hv)) { s in
             var h = inodes.find(&s, ino, hv)
             if h == nilHandle {
                 guard let stub = inodes.create(&s, ino, hv, stub: true) else {
@@ -55,7 +60,7 @@ public final class ExtentCache: @unchecked Sendable {
         guard count > 0 else { return }
         let to = count == .max || from > UInt64.max - count ? UInt64.max : from + count
         let hv = inodes.hash(ino)
-        inodes.shards.withLock(inodes.shardIndex(hv)) { s in
+        inodes.shards.withWriteLock(inodes.shardIndex(hv)) { s in
             let h = inodes.find(&s, ino, hv)
             guard h != nilHandle else { return }
             var t = inodes.tree(h)
@@ -89,7 +94,10 @@ public final class ExtentCache: @unchecked Sendable {
     public func takeDirty(limit: Int) -> [(ino: UInt64, mappings: [ExtentMapping])] {
         var out: [(ino: UInt64, mappings: [ExtentMapping])] = []
         guard limit > 0 else { return out }
-        for i in 0..<inodes.shards.count where out.count < limit {
+        // Start where the last call stopped, so that small batches drain every shard in turn.
+        let first = extentDirtyRotor.wrappingAdd(1, ordering: .relaxed).oldValue
+        for k in 0..<inodes.shards.count where out.count < limit {
+            let i = (first &+ k) & (inodes.shards.count - 1)
             inodes.shards.withLock(i) { s in
                 while out.count < limit, s.withDirtyExtents.tail != nilHandle {
                     let h = s.withDirtyExtents.tail
@@ -102,6 +110,22 @@ public final class ExtentCache: @unchecked Sendable {
         }
         return out
     }
+
+    // MARK: I/O in flight
+
+    /// Marks I/O on `ino` as in flight: until the matching `endIO`, the extent shrinker leaves
+    /// this inode's extents alone (as ext4's never reclaims extents of an inode being written),
+    /// and the inode shrinker its record. Calls nest.
+    public func beginIO(ino: UInt64) {
+        inodes.ioStripe(ino).pointee.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    public func endIO(ino: UInt64) {
+        inodes.ioStripe(ino).pointee.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    /// Whether `ino` may have I/O in flight.
+    public func ioInFlight(ino: UInt64) -> Bool { inodes.ioBusy(ino) }
 
     /// Cached extents of `ino` (0 when none).
     public func count(ino: UInt64) -> Int {

@@ -1,75 +1,111 @@
 // One inode's extent status tree: a treap of 32-byte extent records in slab memory.
 //
-// Extent record (32 bytes):
+// Extent record (28 bytes; 146 to a 4 KiB slab):
 //
-//     0  logical   u64   first file block
-//     8  physical  u64   first store block (0 for holes)
-//    16  lenFlags  u32   length (bits 0-27) | status (bits 28-29) | referenced (30) | dirty (31)
-//    20  left      u32   treap children (handles)
-//    24  right     u32
-//    28  owner     u32   handle of the inode record whose tree this is
+//     0  word0  u64   logical (bits 0-47) | status (48-49) | referenced (50) | dirty (51)
+//                     | length bits 16-27 (52-63)
+//     8  word1  u64   physical (bits 0-47) | length bits 0-15 (48-63)
+//    16  left   u32   treap children (handles)
+//    20  right  u32
+//    24  owner  u32   handle of the inode record whose tree this is
+//
+// Block numbers have 48 bits (2^48 blocks of 4 KiB is 1 EiB; ext4 itself keeps 32-bit logical
+// blocks in its extent status entries) and a record covers at most 2^28 - 1 blocks (a longer
+// mapping is stored as several records). Records are 4-byte aligned, so the 64-bit words are
+// read with unaligned loads (free on x86-64 and arm64).
 //
 // The treap's heap priority is a hash of the record's handle, so no bits are spent on it and the
 // shape is random whatever order extents arrive in: expected depth O(log n). Split and merge are
 // the only structural operations; range removal, insertion and neighbour merging are built from
-// them. Extents never overlap; a record covers at most 2^28 - 1 blocks (a longer mapping is
-// stored as several records). All of it runs under the owning inode's shard lock; allocation and
-// freeing take the extent slab cache's mutex inside it (slab mutexes are leaves).
+// them. Extents never overlap. All of it runs under the owning inode's shard lock; allocation
+// and freeing take the extent slab cache's mutex inside it (slab mutexes are leaves).
 
 struct ExtentRef {
     let p: UnsafeMutableRawPointer
     init(_ p: UnsafeMutableRawPointer) { self.p = p }
 
-    static let lengthMask: UInt32 = (1 << 28) - 1
-    static let referencedBit: UInt32 = 1 << 30
-    static let dirtyBit: UInt32 = 1 << 31
+    static let size = 28
+    static let blockMask: UInt64 = (1 << 48) - 1
+    /// Exclusive upper bound of the block numbers a record can hold.
+    static let blockLimit: UInt64 = 1 << 48
+    static let maxLength: UInt64 = (1 << 28) - 1
+    private static let referencedBit: UInt64 = 1 << 50
+    private static let dirtyBit: UInt64 = 1 << 51
 
-    var logical: UInt64 {
-        get { p.load(as: UInt64.self) }
+    private var word0: UInt64 {
+        get { p.loadUnaligned(as: UInt64.self) }
         nonmutating set { p.storeBytes(of: newValue, as: UInt64.self) }
     }
-    var physical: UInt64 {
-        get { p.load(fromByteOffset: 8, as: UInt64.self) }
+    private var word1: UInt64 {
+        get { p.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
         nonmutating set { p.storeBytes(of: newValue, toByteOffset: 8, as: UInt64.self) }
     }
-    var lenFlags: UInt32 {
+    var logical: UInt64 {
+        get { word0 & Self.blockMask }
+        nonmutating set { word0 = word0 & ~Self.blockMask | newValue & Self.blockMask }
+    }
+    var physical: UInt64 {
+        get { word1 & Self.blockMask }
+        nonmutating set { word1 = word1 & ~Self.blockMask | newValue & Self.blockMask }
+    }
+    var length: UInt64 {
+        get { (word0 >> 52) << 16 | word1 >> 48 }
+        nonmutating set {
+            word0 = word0 & ~(0xFFF << 52) | (newValue >> 16) << 52
+            word1 = word1 & Self.blockMask | (newValue & 0xFFFF) << 48
+        }
+    }
+    var left: UInt32 {
         get { p.load(fromByteOffset: 16, as: UInt32.self) }
         nonmutating set { p.storeBytes(of: newValue, toByteOffset: 16, as: UInt32.self) }
     }
-    var left: UInt32 {
+    var right: UInt32 {
         get { p.load(fromByteOffset: 20, as: UInt32.self) }
         nonmutating set { p.storeBytes(of: newValue, toByteOffset: 20, as: UInt32.self) }
     }
-    var right: UInt32 {
+    var owner: UInt32 {
         get { p.load(fromByteOffset: 24, as: UInt32.self) }
         nonmutating set { p.storeBytes(of: newValue, toByteOffset: 24, as: UInt32.self) }
     }
-    var owner: UInt32 {
-        get { p.load(fromByteOffset: 28, as: UInt32.self) }
-        nonmutating set { p.storeBytes(of: newValue, toByteOffset: 28, as: UInt32.self) }
-    }
-    var length: UInt64 {
-        get { UInt64(lenFlags & Self.lengthMask) }
-        nonmutating set { lenFlags = lenFlags & ~Self.lengthMask | UInt32(newValue) }
-    }
     var end: UInt64 { logical &+ length }
-    var statusBits: UInt32 { (lenFlags >> 28) & 3 }
+    var statusBits: UInt32 { UInt32(truncatingIfNeeded: (word0 >> 48) & 3) }
     var status: ExtentStatus { ExtentStatus(rawValue: UInt8(statusBits)) ?? .written }
-    var isDirty: Bool { lenFlags & Self.dirtyBit != 0 }
-    var isReferenced: Bool { lenFlags & Self.referencedBit != 0 }
+    var isDirty: Bool {
+        get { word0 & Self.dirtyBit != 0 }
+        nonmutating set { word0 = newValue ? word0 | Self.dirtyBit : word0 & ~Self.dirtyBit }
+    }
+    var isReferenced: Bool {
+        get { word0 & Self.referencedBit != 0 }
+        nonmutating set { word0 = newValue ? word0 | Self.referencedBit : word0 & ~Self.referencedBit }
+    }
+    /// Writes every field of a fresh record.
+    func initialize(logical: UInt64, length: UInt64, physical: UInt64, statusBits: UInt32, owner: UInt32) {
+        word0 = logical & Self.blockMask | UInt64(statusBits & 3) << 48 | (length >> 16) << 52
+        word1 = physical & Self.blockMask | (length & 0xFFFF) << 48
+        left = nilHandle
+        right = nilHandle
+        self.owner = owner
+    }
+    func clear() {
+        word0 = 0
+        word1 = 0
+        owner = nilHandle
+    }
     var mapping: ExtentMapping {
         ExtentMapping(logical: logical, length: UInt32(length), physical: physical, status: status)
     }
 }
 
 struct ExtentTree {
-    static let maxLength: UInt64 = UInt64(ExtentRef.lengthMask)
+    static let maxLength: UInt64 = ExtentRef.maxLength
 
     let slab: SlabCache
     let owner: UInt32
     var root: UInt32
     var count: Int
     var dirty: Int
+    /// Slab pages emptied by the frees of this value's operations (reclaim counts them).
+    var pagesFreed = 0
 
     @inline(__always) func node(_ h: UInt32) -> ExtentRef { ExtentRef(slab.pointer(h)) }
     @inline(__always) func priority(_ h: UInt32) -> UInt32 { mix32(h) }
@@ -128,15 +164,10 @@ struct ExtentTree {
             fatalError("MetaCache: metafs_extent: reserved address range exhausted")
         }
         let e = node(h)
-        e.logical = logical
-        e.physical = physical
-        e.lenFlags = UInt32(length) | statusBits << 28
-        e.left = nilHandle
-        e.right = nilHandle
-        e.owner = owner
+        e.initialize(logical: logical, length: length, physical: physical, statusBits: statusBits, owner: owner)
         count += 1
-        if isDirty { e.lenFlags |= ExtentRef.dirtyBit; slab.count(h, .dirty, up: true); dirty += 1 }
-        if referenced { e.lenFlags |= ExtentRef.referencedBit; slab.count(h, .referenced, up: true) }
+        if isDirty { e.isDirty = true; slab.count(h, .dirty, up: true); dirty += 1 }
+        if referenced { e.isReferenced = true; slab.count(h, .referenced, up: true) }
         return h
     }
 
@@ -144,10 +175,9 @@ struct ExtentTree {
         let e = node(h)
         if e.isDirty { slab.count(h, .dirty, up: false); dirty -= 1 }
         if e.isReferenced { slab.count(h, .referenced, up: false) }
-        e.lenFlags = 0
-        e.owner = nilHandle
+        e.clear()
         count -= 1
-        slab.free(h)
+        if slab.free(h) { pagesFreed += slab.pagesPerSlab }
     }
 
     private mutating func freeSubtree(_ t: UInt32) {
@@ -162,7 +192,7 @@ struct ExtentTree {
     private func markReferenced(_ h: UInt32) {
         let e = node(h)
         if !e.isReferenced {
-            e.lenFlags |= ExtentRef.referencedBit
+            e.isReferenced = true
             slab.count(h, .referenced, up: true)
         }
     }
@@ -284,7 +314,10 @@ struct ExtentTree {
     /// Maps a whole `ExtentMapping`, cut into records of at most maxLength blocks.
     mutating func insert(_ m: ExtentMapping, dirty isDirty: Bool) {
         var logical = m.logical
-        var remaining = min(UInt64(m.length), UInt64.max - logical)
+        guard logical < ExtentRef.blockLimit else { return }
+        var remaining = min(UInt64(m.length), ExtentRef.blockLimit - logical)
+        precondition(m.status == .hole || m.physical < ExtentRef.blockLimit - remaining,
+                     "MetaCache: extent physical block \(m.physical) beyond 2^48")
         var physical = m.physical
         while remaining > 0 {
             let piece = min(remaining, Self.maxLength)
@@ -325,7 +358,7 @@ struct ExtentTree {
             let e = node(h)
             if e.isDirty {
                 out.append(e.mapping)
-                e.lenFlags &= ~ExtentRef.dirtyBit
+                e.isDirty = false
                 slab.count(h, .dirty, up: false)
             }
         }
@@ -359,6 +392,69 @@ struct ExtentTree {
         }
         root = t
         return clean.count
+    }
+
+    /// The record `h` if it is in this tree (found by its start block; sets no bit).
+    func contains(_ h: UInt32) -> Bool {
+        let key = node(h).logical
+        var cur = root
+        while cur != nilHandle {
+            if cur == h { return true }
+            let e = node(cur)
+            cur = key < e.logical ? e.left : e.right
+        }
+        return false
+    }
+
+    /// Frees the one extent `h` (which is in this tree). Its exact range is removed, so no
+    /// record is split and nothing is allocated.
+    mutating func removeExtent(_ h: UInt32) {
+        let e = node(h)
+        removeRange(e.logical, e.end)
+    }
+
+    /// The es shrinker's pass over one inode (ext4's es_reclaim_extents): up to `limit` extents
+    /// looked at in logical order; dirty ones stay; a referenced one loses its bit and stays
+    /// (second chance), unless `lastOnPage` says freeing it would free its slab (hybrid); the
+    /// rest are freed. Returns (looked at, freed, referenced, the dirty ones looked at).
+    mutating func shrink(limit: Int, lastOnPage: ((UInt32) -> Bool)?) -> (scanned: Int, freed: Int, referenced: Int, dirty: [UInt32]) {
+        var kept: [UInt32] = []
+        var victims: [UInt32] = []
+        var dirtyKept: [UInt32] = []
+        var scanned = 0, referenced = 0
+        kept.reserveCapacity(count)
+        forEach { h in
+            let e = node(h)
+            guard scanned < limit else { kept.append(h); return }
+            scanned += 1
+            if e.isReferenced && !(lastOnPage?(h) ?? false) && e.isDirty {
+                e.isReferenced = false
+                slab.count(h, .referenced, up: false)
+                referenced += 1
+                kept.append(h)
+            } else if e.isDirty {
+                dirtyKept.append(h)
+                kept.append(h)
+            } else if e.isReferenced && !(lastOnPage?(h) ?? false) {
+                e.isReferenced = false
+                slab.count(h, .referenced, up: false)
+                referenced += 1
+                kept.append(h)
+            } else {
+                victims.append(h)
+            }
+        }
+        guard !victims.isEmpty else { return (scanned, 0, referenced, dirtyKept) }
+        for h in victims { freeNode(h) }
+        var t = nilHandle
+        for h in kept {
+            let e = node(h)
+            e.left = nilHandle
+            e.right = nilHandle
+            t = merge(t, h)
+        }
+        root = t
+        return (scanned, victims.count, referenced, dirtyKept)
     }
 
     /// Structural check: order, no overlap, heap property, counts, owner. Empty when sound.

@@ -21,6 +21,8 @@
 // extent goes. An inode removed while pinned becomes a zombie: unhashed, on its shard's zombie
 // list (through the LRU links), freed by the unpin that drops its last pin.
 
+import Synchronization
+
 struct InodeRef {
     let p: UnsafeMutableRawPointer
     init(_ p: UnsafeMutableRawPointer) { self.p = p }
@@ -110,10 +112,6 @@ struct InodeShard {
     var zombies = ObjectList()          // through the LRU links
     var withExtents = ObjectList()      // InodeRef.extentList
     var withDirtyExtents = ObjectList() // InodeRef.dirtyExtentList
-    var hits: UInt64 = 0
-    var misses: UInt64 = 0
-    var extentHits: UInt64 = 0
-    var extentMisses: UInt64 = 0
     var extentRotor: UInt32 = nilHandle
 }
 
@@ -122,21 +120,46 @@ public final class InodeCache: @unchecked Sendable {
     let extentSlab: SlabCache
     let shards: ShardedMutex<InodeShard>
     let shardMask: Int
+    /// inode hits (0) and misses (1), extent hits (2) and misses (3), lock-free reads that had
+    /// to be redone under the lock (4).
+    let events = StripedCounters()
 
-    init(configuration c: CacheConfiguration) {
+    private let dirtyRotor = Atomic<Int>(0)
+    /// The memory budget every allocation is admitted by (Budget.swift).
+    let budget: MemoryBudget
+    /// I/O in flight, per stripe of inode numbers (ExtentCache.beginIO): while a stripe's count
+    /// is not zero, reclaim leaves the extents (and the inode records) of its inodes alone. A
+    /// stripe is shared by many inodes, so this errs on the side of keeping.
+    let ioStripes: UnsafeMutablePointer<Atomic<UInt32>>
+    static let ioStripeCount = 4096
+
+    init(configuration c: CacheConfiguration, budget: MemoryBudget) {
+        self.budget = budget
         slab = SlabCache(name: "metafs_inode", objectSize: InodeRef.size, pageSize: c.pageSize,
-                         slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
-        extentSlab = SlabCache(name: "metafs_extent", objectSize: 32, pageSize: c.pageSize,
-                               slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache)
+                         slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache, accounting: budget.accounting)
+        extentSlab = SlabCache(name: "metafs_extent", objectSize: ExtentRef.size, pageSize: c.pageSize,
+                               slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache, accounting: budget.accounting)
+        ioStripes = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: Self.ioStripeCount)
+        for i in 0..<Self.ioStripeCount { (ioStripes + i).initialize(to: Atomic(0)) }
         let n = nextPowerOfTwo(max(1, c.shards))
         shardMask = n - 1
         let buckets = nextPowerOfTwo(max(1024, c.expectedObjects / n))
-        shards = ShardedMutex(count: n) { _ in InodeShard(buckets: HashBuckets(count: buckets)) }
+        let maxBuckets = max(buckets, nextPowerOfTwo(min(1 << 26, c.reserveBytesPerCache / InodeRef.size / n)))
+        shards = ShardedMutex(count: n) { _ in InodeShard(buckets: HashBuckets(count: buckets, maxCount: maxBuckets)) }
     }
 
     deinit {
         for i in 0..<shards.count { shards.withLock(i) { $0.buckets.release() } }
+        ioStripes.deinitialize(count: Self.ioStripeCount)
+        ioStripes.deallocate()
     }
+
+    @inline(__always) func ioStripe(_ ino: UInt64) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        ioStripes + Int(truncatingIfNeeded: mix64(ino ^ 0x5bd1_e995) & UInt64(Self.ioStripeCount - 1))
+    }
+
+    /// Whether I/O may be in flight on `ino` (see `ioStripes`).
+    @inline(__always) func ioBusy(_ ino: UInt64) -> Bool { ioStripe(ino).pointee.load(ordering: .relaxed) != 0 }
 
     @inline(__always) func hash(_ ino: UInt64) -> UInt64 { mix64(ino) }
     @inline(__always) func shardIndex(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> 48) & shardMask }
@@ -174,21 +197,10 @@ public final class InodeCache: @unchecked Sendable {
     }
 
     private func growIfNeeded(_ s: inout InodeShard) {
-        guard s.count > 2 * s.buckets.bucketCount else { return }
-        let bigger = HashBuckets(count: s.buckets.bucketCount * 2)
-        for b in 0..<s.buckets.bucketCount {
-            var h = s.buckets.heads[b]
-            while h != nilHandle {
-                let r = ref(h)
-                let next = r.hashNext
-                let nb = bigger.bucket(hash(r.ino))
-                r.hashNext = bigger.heads[nb]
-                bigger.heads[nb] = h
-                h = next
-            }
-        }
-        s.buckets.release()
-        s.buckets = bigger
+        guard s.buckets.wantsGrowth(s.count) else { return }
+        let old = s.buckets.double()
+        s.buckets.splitChains(old: old, hash: { hash(ref($0).ino) }, next: { ref($0).hashNext },
+                              setNext: { ref($0).hashNext = $1 })
     }
 
     /// Allocates and hashes a record for `ino` (caller holds the shard lock and knows it is absent).
@@ -241,18 +253,26 @@ public final class InodeCache: @unchecked Sendable {
         }
     }
 
-    /// Frees a stub that no longer holds extents.
-    func releaseStubIfEmpty(_ s: inout InodeShard, _ h: UInt32) {
+    /// Frees a stub that no longer holds extents. Returns the slab pages that emptied.
+    @discardableResult
+    func releaseStubIfEmpty(_ s: inout InodeShard, _ h: UInt32) -> Int {
         let r = ref(h)
-        guard r.isStub, r.extentCount == 0, r.header.pins == 0, r.header.has(ObjectFlag.hashed) else { return }
+        guard r.isStub, r.extentCount == 0, r.header.pins == 0, r.header.has(ObjectFlag.hashed) else { return 0 }
         unhash(&s, h)
         s.lru.remove(h, slab, .lru)
         slab.clearCountedFlags(h)
-        slab.free(h)
+        r.header.state = 0
+        return slab.free(h) ? slab.pagesPerSlab : 0
     }
 
     /// Unhashes and frees an unpinned record, with its extents. Returns extents freed.
-    private func destroy(_ s: inout InodeShard, _ h: UInt32) -> Int {
+    @discardableResult
+    func destroy(_ s: inout InodeShard, _ h: UInt32) -> Int {
+        destroyCounting(&s, h).extents
+    }
+
+    /// `destroy`, also returning the slab pages (inode and extent slabs) that emptied.
+    func destroyCounting(_ s: inout InodeShard, _ h: UInt32) -> (extents: Int, pages: Int) {
         var t = tree(h)
         let n = t.removeAll()
         store(t, h, &s)
@@ -264,22 +284,77 @@ public final class InodeCache: @unchecked Sendable {
         if r.header.has(ObjectFlag.dirty) { s.dirty.remove(h, slab, .dirty) }
         slab.clearCountedFlags(h)
         r.header.state = 0
-        slab.free(h)
-        return n
+        let pages = t.pagesFreed + (slab.free(h) ? slab.pagesPerSlab : 0)
+        return (n, pages)
     }
 
     // MARK: Public API
 
-    /// The cached attributes of `ino`. A hit sets the referenced bit.
+    /// The cached attributes of `ino`. A hit sets the referenced bit. Read lock-free first, as
+    /// DentryCache.lookup does; a first hit (referenced bit not yet set) or a read that keeps
+    /// racing with writers takes the shard lock.
     public func get(_ ino: UInt64) -> InodeAttributes? {
         let hv = hash(ino)
-        return shards.withLock(shardIndex(hv)) { s -> InodeAttributes? in
+        let si = shardIndex(hv)
+        switch optimisticFind(si, ino, hv) {
+        case .absent:
+            events.add(1)
+            return nil
+        case .found(let a):
+            events.add(0)
+            return a
+        case .retry:
+            break
+        }
+        events.add(4)
+        return shards.withLock(si) { s -> InodeAttributes? in
             let h = find(&s, ino, hv)
-            guard h != nilHandle, !ref(h).isStub else { s.misses += 1; return nil }
-            s.hits += 1
+            guard h != nilHandle, !ref(h).isStub else { events.add(1); return nil }
+            events.add(0)
             slab.markReferenced(h)
             return ref(h).attributes
         }
+    }
+
+    private enum Optimistic {
+        case absent
+        case found(InodeAttributes)
+        case retry
+    }
+
+    /// A seqlock read of `ino` (see DentryCache.lookup): never faults, validated by the shard's
+    /// sequence; `.retry` when it raced too often or the object is not yet referenced.
+    @inline(__always)
+    private func optimisticFind(_ si: Int, _ ino: UInt64, _ hv: UInt64) -> Optimistic {
+        let seq = shards.sequence(si)
+        let state = shards.unsafeState(si)
+        for _ in 0..<3 {
+            let s1 = seq.pointee.load(ordering: .acquiring)
+            if s1 & 1 != 0 { continue }
+            let buckets = state.pointee.buckets
+            var h = buckets.heads[buckets.bucket(hv)]
+            var steps = 0
+            var sane = true
+            while h != nilHandle {
+                guard slab.isValidHandle(h), steps < 4096 else { sane = false; break }
+                let r = ref(h)
+                if r.ino == ino { break }
+                h = r.hashNext
+                steps &+= 1
+            }
+            var attributes: InodeAttributes? = nil
+            var st: UInt32 = 0
+            if sane && h != nilHandle {
+                let r = ref(h)
+                st = r.header.state
+                attributes = r.attributes
+            }
+            atomicMemoryFence(ordering: .acquiring)
+            guard sane, seq.pointee.load(ordering: .relaxed) == s1 else { continue }
+            guard let attributes, (st >> ObjectFlag.cacheShift) & InodeRef.stubBit == 0 else { return .absent }
+            return st & ObjectFlag.referenced != 0 ? .found(attributes) : .retry
+        }
+        return .retry
     }
 
     /// Caches `attributes`, replacing a cached copy (its pins, alias and extents stay). An object
@@ -287,7 +362,8 @@ public final class InodeCache: @unchecked Sendable {
     public func insert(_ attributes: InodeAttributes, dirty: Bool) {
         let ino = attributes.ino
         let hv = hash(ino)
-        let ok = shards.withLock(shardIndex(hv)) { s -> Bool in
+        budget.admit(slab)
+        let ok = shards.withWriteLock(shardIndex(hv)) { s -> Bool in
             var h = find(&s, ino, hv)
             if h == nilHandle {
                 guard let n = create(&s, ino, hv, stub: false) else { return false }
@@ -307,7 +383,7 @@ public final class InodeCache: @unchecked Sendable {
     /// not call back into the caches (it runs under a shard lock). The inode number cannot change.
     public func update(_ ino: UInt64, _ body: (inout InodeAttributes) -> Void) -> InodeAttributes? {
         let hv = hash(ino)
-        return shards.withLock(shardIndex(hv)) { s -> InodeAttributes? in
+        return shards.withWriteLock(shardIndex(hv)) { s -> InodeAttributes? in
             let h = find(&s, ino, hv)
             guard h != nilHandle, !ref(h).isStub else { return nil }
             let r = ref(h)
@@ -325,7 +401,7 @@ public final class InodeCache: @unchecked Sendable {
     /// still pins it, the record lingers unhashed until the last pin goes.
     public func remove(_ ino: UInt64) {
         let hv = hash(ino)
-        shards.withLock(shardIndex(hv)) { s in
+        shards.withWriteLock(shardIndex(hv)) { s in
             let h = find(&s, ino, hv)
             guard h != nilHandle else { return }
             let r = ref(h)
@@ -386,7 +462,13 @@ public final class InodeCache: @unchecked Sendable {
 
     public func contains(_ ino: UInt64) -> Bool {
         let hv = hash(ino)
-        return shards.withLock(shardIndex(hv)) { s -> Bool in
+        let si = shardIndex(hv)
+        switch optimisticFind(si, ino, hv) {
+        case .absent: return false
+        case .found: return true
+        case .retry: break
+        }
+        return shards.withLock(si) { s -> Bool in
             let h = find(&s, ino, hv)
             return h != nilHandle && !ref(h).isStub
         }
@@ -402,7 +484,10 @@ public final class InodeCache: @unchecked Sendable {
     public func takeDirty(limit: Int) -> [InodeAttributes] {
         var out: [InodeAttributes] = []
         guard limit > 0 else { return out }
-        for i in 0..<shards.count where out.count < limit {
+        // Start where the last call stopped, so that small batches drain every shard in turn.
+        let first = dirtyRotor.wrappingAdd(1, ordering: .relaxed).oldValue
+        for k in 0..<shards.count where out.count < limit {
+            let i = (first &+ k) & (shards.count - 1)
             shards.withLock(i) { s in
                 while out.count < limit, s.dirty.tail != nilHandle {
                     let h = s.dirty.tail
@@ -473,7 +558,7 @@ public final class InodeCache: @unchecked Sendable {
     func dropCleanExtents() -> Int {
         var freed = 0
         for i in 0..<shards.count {
-            shards.withLock(i) { s in
+            shards.withWriteLock(i) { s in
                 var h = s.withExtents.head
                 while h != nilHandle {
                     let next = s.withExtents.next(of: h, slab, InodeRef.extentList)
@@ -493,7 +578,7 @@ public final class InodeCache: @unchecked Sendable {
     func evictUnused() -> (inodes: Int, extents: Int) {
         var inodes = 0, extents = 0
         for i in 0..<shards.count {
-            shards.withLock(i) { s in
+            shards.withWriteLock(i) { s in
                 var h = s.lru.tail
                 while h != nilHandle {
                     let prev = s.lru.prev(of: h, slab, .lru)
@@ -511,19 +596,12 @@ public final class InodeCache: @unchecked Sendable {
 
     // MARK: Figures
 
-    func counts() -> (hits: UInt64, misses: UInt64, extentHits: UInt64, extentMisses: UInt64, dirtyInodesWithExtents: Int) {
-        var r: (UInt64, UInt64, UInt64, UInt64, Int) = (0, 0, 0, 0, 0)
-        for i in 0..<shards.count {
-            shards.withLock(i) { s in
-                r.0 += s.hits; r.1 += s.misses; r.2 += s.extentHits; r.3 += s.extentMisses
-                r.4 += s.withDirtyExtents.count
-            }
-        }
-        return r
+    func counts() -> (hits: UInt64, misses: UInt64, extentHits: UInt64, extentMisses: UInt64) {
+        (events.total(0), events.total(1), events.total(2), events.total(3))
     }
 
     var tableBytes: Int {
-        var n = shards.memoryBytes
+        var n = shards.memoryBytes + events.memoryBytes
         for i in 0..<shards.count { n += shards.withLock(i) { $0.buckets.memoryBytes } }
         return n
     }

@@ -1,12 +1,45 @@
 // MetaCache: the dentry, inode and extent caches on one slab allocator, with their statistics,
 // /proc/slabinfo rendering and drop_caches.
 //
-// Lock order for the whole module (outermost first; see DentryCache.swift for why it holds):
+// How the parts fit (each file's header has the details):
+//
+//   SlabCache.swift     fixed-size records in page-aligned slabs of one reserved mmap range per
+//                       cache; 32-bit handles; per-slab descriptors out of the slab pages with a
+//                       live bitmap and live/pinned/dirty/referenced counts (O(1) "what would
+//                       freeing this page cost?"); full / 8 fill-bucketed partial / empty lists;
+//                       empty slabs handed back with MADV_DONTNEED (VirtualMemory.swift).
+//   ObjectHeader.swift  the 20-byte header shared by dentries and inodes (LRU links, dirty-list
+//                       links, pins and flags) and the intrusive list used for every LRU, dirty
+//                       list and round-robin list (list_lru shape: one list per lock shard).
+//   Support.swift       hashing, lock shards (Mutex + seqlock counter + state), in-place-growing
+//                       bucket arrays, striped event counters.
+//   DentryCache.swift   88-byte dentries, 39-byte inline names, NameCache.swift for longer ones;
+//                       lock-free (seqlock) lookups; pins of inode and parent; zombies.
+//   InodeCache.swift    152-byte inodes; stubs for extents of uncached inodes; zombies.
+//   ExtentTree.swift    28-byte extent records in a per-inode treap; ExtentCache.swift on top.
+//
+// Reclaim (issue 4; docs/RECLAIM.md):
+//
+//   ReclaimSettings.swift  the knobs: budget, policy, dirty mode, segregation, reclaimers, limits
+//   Budget.swift        the memory budget, its watermarks, and `admit`, which every insert calls
+//                       before taking a lock (direct reclaim when a new slab would pass it)
+//   Shrinker.swift      count/scan shrinkers and their counters; one per cache:
+//                       DentryShrinker.swift, InodeShrinker.swift, ExtentShrinker.swift
+//   PageSelection.swift the page-aware policy: cheapest slabs first, every object on them
+//   Reclaimer.swift     the background thread, direct reclaim, `shrink`, pressure spreading,
+//                       the writeback hook, and the debugfs-shaped reports
+//
+// Memory: every byte the caches hold comes from mmap'd ranges they own (slabs, descriptors,
+// per-slab counters, bucket arrays) or a few fixed heap blocks (lock shards, counters), and
+// `memoryBytes` adds them all up by the pages actually touched, so it tracks RSS.
+//
+// Lock order for the whole module (outermost first; DentryCache.swift explains why it holds):
 //   1. inode shard locks (InodeCache and ExtentCache share them)
 //   2. dentry shard locks
 //   3. slab cache mutexes (leaves)
-// Never two locks of one level at once. Reclaim may use `withLockIfAvailable` on a shard and
-// move on when it is busy.
+// Never two locks of one level at once. Dentry lookups take no lock at all unless they must
+// (see DentryCache.lookup). A reclaimer can use `ShardedMutex.withLockIfAvailable` on a shard
+// and move on when it is busy; per-slab counts are atomics it can read without any lock.
 
 public struct CacheConfiguration: Sendable {
     /// Slab page size (a power of two, a multiple of the OS page size).
@@ -20,6 +53,11 @@ public struct CacheConfiguration: Sendable {
     /// Address space reserved for each slab cache (virtual only: memory is taken a slab at a
     /// time). Bounds the objects a cache can hold: 16 GiB is 190 million dentries.
     public var reserveBytesPerCache: Int = 16 << 30
+    /// Caches whose objects have the same size share slabs, as SLUB merges them: the leaf and
+    /// directory dentry caches of `segregate` then share slabs again. Fixed at creation.
+    public var merge: Bool = false
+    /// Reclaim settings at creation (they can be changed later through `MetaCache.reclaimer`).
+    public var reclaim = ReclaimSettings()
     public init() {}
 }
 
@@ -28,12 +66,24 @@ public final class MetaCache: @unchecked Sendable {
     public let inodes: InodeCache
     public let dentries: DentryCache
     public let extents: ExtentCache
+    /// The budget, the shrinkers and the background reclaimer (started by `reclaimer.start()`).
+    public let reclaimer: Reclaimer
+    let budget: MemoryBudget
 
     public init(configuration: CacheConfiguration = .init()) {
         self.configuration = configuration
-        inodes = InodeCache(configuration: configuration)
-        dentries = DentryCache(configuration: configuration, inodes: inodes)
+        budget = MemoryBudget()
+        inodes = InodeCache(configuration: configuration, budget: budget)
+        dentries = DentryCache(configuration: configuration, inodes: inodes, budget: budget)
         extents = ExtentCache(inodes: inodes)
+        reclaimer = Reclaimer(budget: budget, dentries: dentries, inodes: inodes, merge: configuration.merge,
+                              slabCaches: [dentries.slab, inodes.slab, inodes.extentSlab] + dentries.names.caches,
+                              pageSize: configuration.pageSize, settings: configuration.reclaim)
+        budget.reclaimer = reclaimer
+    }
+
+    deinit {
+        reclaimer.stop()
     }
 
     /// Every slab cache, in slabinfo order.
@@ -41,11 +91,43 @@ public final class MetaCache: @unchecked Sendable {
         [dentries.slab, inodes.slab, inodes.extentSlab] + dentries.names.caches
     }
 
-    /// One entry per slab cache (the name caches included).
+    /// Whether the dentry statistics show leaf and directory dentries as two caches: when
+    /// segregation is on (or has been: directory slabs remain) and slabs are not merged.
+    var showsDirectoryDentries: Bool {
+        !dentries.slab.mergeKinds && (dentries.segregate.load(ordering: .relaxed) || dentries.slab.kindFigures(1).resident > 0)
+    }
+
+    /// One entry per slab cache (the name caches included). With segregation, the dentry slab
+    /// cache's two kinds are two entries: `metafs_dentry` (leaves, negatives) and
+    /// `metafs_dentry_dir`.
     public func statistics() -> [CacheStatistics] {
         let d = dentries.counts()
         let i = inodes.counts()
-        return slabCaches.map { c in
+        var out: [CacheStatistics] = []
+        for c in slabCaches {
+            if c === dentries.slab && showsDirectoryDentries {
+                for k in 0..<SlabCache.kinds {
+                    let f = c.kindFigures(k)
+                    var s = CacheStatistics(
+                        name: k == 0 ? c.name : c.name + "_dir", activeObjects: f.live,
+                        totalObjects: f.resident * c.objectsPerSlab, objectSize: c.objectSize,
+                        objectsPerSlab: c.objectsPerSlab, pagesPerSlab: c.pagesPerSlab,
+                        activeSlabs: f.active, totalSlabs: f.resident, allocations: f.allocations, frees: f.frees,
+                        dirty: c.total(.dirty, kind: k), pinned: c.total(.pinned, kind: k),
+                        slabBytes: f.resident * c.slabSize)
+                    if k == 0 { s.hits = d.hits; s.misses = d.misses; s.negative = d.negative }
+                    out.append(s)
+                }
+                continue
+            }
+            out.append(entry(c, d, i))
+        }
+        return out
+    }
+
+    private func entry(_ c: SlabCache, _ d: (hits: UInt64, misses: UInt64, negative: Int, zombies: Int, lockedLookups: UInt64),
+                       _ i: (hits: UInt64, misses: UInt64, extentHits: UInt64, extentMisses: UInt64)) -> CacheStatistics {
+        do {
             let f = c.figures
             var s = CacheStatistics(
                 name: c.name, activeObjects: f.liveObjects, totalObjects: f.residentSlabs * c.objectsPerSlab,
@@ -64,11 +146,15 @@ public final class MetaCache: @unchecked Sendable {
         }
     }
 
+
     /// The caches in /proc/slabinfo version 2.1 format, header lines included, one line per
     /// cache as mm/slab_common.c's cache_show prints it (SLUB: tunables and sharedavail 0).
     public func slabinfo() -> String {
         Self.slabinfo(statistics())
     }
+
+    /// Stops the background reclaimer (idempotent; MetaFS calls it at unmount).
+    public func stopReclaim() { reclaimer.stop() }
 
     static func slabinfo(_ stats: [CacheStatistics]) -> String {
         var out = "slabinfo - version: 2.1\n"
@@ -106,6 +192,9 @@ public final class MetaCache: @unchecked Sendable {
     public var slabBytes: Int {
         slabCaches.reduce(0) { $0 + $1.figures.residentSlabs * $1.slabSize }
     }
+
+    /// The same, read from the budget's lock-free accounting (what the budget compares).
+    public var accountedSlabBytes: Int { budget.accounting.bytes }
 
     /// Evicts every clean, unpinned object (leaf dentries before the directories they pin, then
     /// clean extents, then inodes no longer pinned) and hands every empty slab back to the OS.
@@ -226,6 +315,12 @@ public final class MetaCache: @unchecked Sendable {
         }
         if tableDentries != hashedDentries { problems.append("dentries: \(tableDentries) in tables, \(hashedDentries) live hashed") }
         if zombies != zombieDentries { problems.append("dentries: \(zombieDentries) zombies, shards count \(zombies)") }
+        if negative != dentries.negativeCount.load(ordering: .relaxed) {
+            problems.append("dentries: \(negative) negative in tables, counter says \(dentries.negativeCount.load(ordering: .relaxed))")
+        }
+        if budget.accounting.bytes != slabCaches.reduce(0, { $0 + $1.residentBytes.load(ordering: .relaxed) }) {
+            problems.append("budget accounting \(budget.accounting.bytes) differs from the slab caches' resident bytes")
+        }
         if dirtyDentries != dentries.slab.total(.dirty) { problems.append("dentries: dirty lists \(dirtyDentries), counters \(dentries.slab.total(.dirty))") }
 
         // Inodes: tables, pins, aliases, extents.

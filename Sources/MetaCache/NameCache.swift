@@ -17,10 +17,10 @@ final class NameCache: @unchecked Sendable {
     private let c128: SlabCache
     private let c256: SlabCache
 
-    init(pageSize: Int, slabOrder: Int, reserveBytes: Int) {
+    init(pageSize: Int, slabOrder: Int, reserveBytes: Int, accounting: SlabAccounting? = nil) {
         caches = Self.classSizes.map {
             SlabCache(name: "metafs_name-\($0)", objectSize: $0, pageSize: pageSize, slabOrder: slabOrder,
-                      reserveBytes: reserveBytes)
+                      reserveBytes: reserveBytes, accounting: accounting)
         }
         c64 = caches[0]; c128 = caches[1]; c256 = caches[2]
     }
@@ -43,7 +43,9 @@ final class NameCache: @unchecked Sendable {
         cache(forLength: n).pointer(h)
     }
 
-    func free(_ h: UInt32, length n: Int) {
+    /// Frees a name record; true if that emptied its slab.
+    @discardableResult
+    func free(_ h: UInt32, length n: Int) -> Bool {
         cache(forLength: n).free(h)
     }
 }

@@ -64,28 +64,36 @@ public enum ProcessMemory {
         (n + pageSize - 1) / pageSize * pageSize
     }
 
-    /// Resident set size in bytes, from the second field of /proc/self/statm (0 where it is missing).
+    /// Resident set size in bytes, from /proc/self/statm (0 where it is missing).
     public static func residentBytes() -> Int {
+        resident().total
+    }
+
+    /// Resident memory split into the part backed by files and shared memory (for metafs: the
+    /// mapped store, which on real persistent memory would not be page cache at all) and the
+    /// anonymous rest (slabs, tables, heaps, stacks), from statm's resident and shared fields.
+    public static func resident() -> (total: Int, anonymous: Int, file: Int) {
         let fd = open("/proc/self/statm", O_RDONLY)
-        guard fd >= 0 else { return 0 }
+        guard fd >= 0 else { return (0, 0, 0) }
         defer { close(fd) }
         var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        return withUnsafeMutableBytes(of: &buffer) { raw -> Int in
+        let fields = withUnsafeMutableBytes(of: &buffer) { raw -> (Int, Int) in
             let n = read(fd, raw.baseAddress, raw.count)
-            guard n > 0 else { return 0 }
+            guard n > 0 else { return (0, 0) }
+            var values = [0, 0, 0]   // size, resident, shared (pages)
             var field = 0
-            var value = 0
             for i in 0..<n {
                 let c = raw[i]
                 if c == UInt8(ascii: " ") {
-                    if field == 1 { break }
                     field += 1
-                    value = 0
+                    if field == values.count { break }
                 } else if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
-                    value = value * 10 + Int(c - UInt8(ascii: "0"))
+                    values[field] = values[field] * 10 + Int(c - UInt8(ascii: "0"))
                 }
             }
-            return field == 1 ? value * pageSize : 0
+            return (values[1], values[2])
         }
+        let total = fields.0 * pageSize, file = min(fields.1 * pageSize, total)
+        return (total, total - file, file)
     }
 }

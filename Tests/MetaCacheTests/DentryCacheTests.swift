@@ -157,6 +157,29 @@ struct DentryCacheTests {
         #expect(cache.checkConsistency() == [])
     }
 
+    @Test("a directory dentry replaced by a negative one (rename, rmdir) is detached, not rewritten")
+    func replaceDirectoryWithNegative() {
+        let cache = makeCache()
+        let d = cache.dentries, i = cache.inodes
+        i.insert(attributes(40, directory: true), dirty: false)
+        d.insert(1, bytes("src"), ino: 40, type: DT_DIR)
+        d.insert(40, bytes("child"), ino: 0)                     // pins "src"
+        d.insert(1, bytes("dst"), ino: 40, type: DT_DIR, dirty: true)
+        d.insert(1, bytes("src"), ino: 0, type: 0, dirty: true)   // rename src -> dst, as the FS does it
+        #expect(d.lookup(1, bytes("src")) == .negative)
+        #expect(d.lookup(1, bytes("dst")) == .positive(ino: 40, type: DT_DIR))
+        #expect(d.counts().zombies == 1)                          // the old "src", held by "child"
+        #expect(i.pins(40) == 1)                                  // only "dst" pins the inode now
+        #expect(cache.checkConsistency() == [])
+        d.insert(40, bytes("child2"), ino: 0)                    // pins "dst" through the alias
+        #expect(d.pins(1, bytes("dst")) == 1)
+        d.remove(40, bytes("child"))
+        #expect(d.counts().zombies == 0)
+        let dirty = d.takeDirty(limit: 10)
+        #expect(Set(dirty.map { String(decoding: $0.name, as: UTF8.self) }) == ["src", "dst"])
+        #expect(cache.checkConsistency() == [])
+    }
+
     @Test("an inode inserted after its dentry is not pinned by it")
     func inodeAfterDentry() {
         let cache = makeCache()

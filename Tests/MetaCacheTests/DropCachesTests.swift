@@ -84,4 +84,23 @@ struct DropCachesTests {
         #expect(cache.dentries.count == 0)
         #expect(cache.checkConsistency() == [])
     }
+
+    @Test("a deep clean tree goes in one call, each directory right after its last child")
+    func deepTree() {
+        let cache = makeCache()
+        var parent: UInt64 = 1
+        for depth in 0..<200 {
+            let ino = UInt64(1_000 + depth)
+            cache.inodes.insert(attributes(ino, directory: true), dirty: false)
+            cache.dentries.insert(parent, bytes("level\(depth)"), ino: ino, type: DT_DIR)
+            cache.dentries.insert(parent, bytes("missing\(depth)"), ino: 0)
+            parent = ino
+        }
+        #expect(cache.dentries.pins(1, bytes("level0")) == 2)
+        let (objects, _) = cache.dropCaches()
+        #expect(objects == 400 + 200)
+        #expect(cache.dentries.count == 0)
+        #expect(cache.slabBytes == 0)
+        #expect(cache.checkConsistency() == [])
+    }
 }

@@ -8,10 +8,10 @@ struct SlabAllocatorTests {
         #expect(DentryRef.size <= 96)
         #expect(InodeRef.size <= 192)
         let cache = makeCache()
-        #expect(cache.inodes.extentSlab.objectSize == 32)
+        #expect(cache.inodes.extentSlab.objectSize == 28)
         #expect(cache.dentries.slab.objectsPerSlab == 4096 / 88)
         #expect(cache.inodes.slab.objectsPerSlab == 4096 / 152)
-        #expect(cache.inodes.extentSlab.objectsPerSlab == 128)
+        #expect(cache.inodes.extentSlab.objectsPerSlab == 4096 / 28)
     }
 
     @Test("long random alloc/free sequences match a simple model", arguments: [0, 2])
@@ -128,6 +128,34 @@ struct SlabAllocatorTests {
         #expect(cache.inodes.slab.total(.pinned) == 34)
         for i in stride(from: 1, through: 100, by: 6) { cache.inodes.unpin(UInt64(i)); cache.inodes.unpin(UInt64(i)) }
         #expect(cache.inodes.slab.total(.pinned) == 34 - 17)
+        #expect(cache.checkConsistency() == [])
+    }
+
+    @Test("a slab's live, pinned, dirty and referenced counts are exact and read in O(1)")
+    func exactSlabCounts() {
+        let cache = makeCache(shards: 1)
+        let per = cache.dentries.slab.objectsPerSlab      // 46: dentries 0..<46 fill slab 0
+        for k in 0..<(per + 10) {
+            cache.inodes.insert(attributes(UInt64(10_000 + k)), dirty: false)
+            cache.dentries.insert(1, name(k, length: 10), ino: UInt64(10_000 + k), dirty: k % 5 == 0)
+        }
+        for k in stride(from: 0, to: per, by: 3) { _ = cache.dentries.lookup(1, name(k, length: 10)) }
+        for k in stride(from: 1, to: per, by: 4) { _ = cache.dentries.lookup(1, name(k, length: 10)) }
+        let snaps = cache.dentries.slab.snapshots()
+        #expect(snaps.map(\.index) == [0, 1])
+        let referenced = Set(stride(from: 0, to: per, by: 3)).union(stride(from: 1, to: per, by: 4)).count
+        #expect(snaps[0] == SlabSnapshot(index: 0, resident: true, live: per, pinned: 0,
+                                         dirty: (per + 4) / 5, referenced: referenced))
+        #expect(snaps[1].live == 10 && snaps[1].dirty == 2 && snaps[1].referenced == 0)
+        // Inodes: each is pinned by its dentry (26 to a slab).
+        let inodeSnaps = cache.inodes.slab.snapshots()
+        #expect(inodeSnaps.map(\.pinned) == [26, 26, 4])
+        #expect(inodeSnaps.allSatisfy { !$0.freeable })
+        // Removing the dentries unpins every inode; written back, every dentry slab is clean.
+        _ = cache.dentries.takeDirty(limit: .max)
+        #expect(cache.dentries.slab.snapshots().allSatisfy { $0.dirty == 0 && $0.freeable })
+        for k in 0..<(per + 10) { cache.dentries.remove(1, name(k, length: 10)) }
+        #expect(cache.inodes.slab.snapshots().allSatisfy { $0.pinned == 0 && $0.freeable })
         #expect(cache.checkConsistency() == [])
     }
 }

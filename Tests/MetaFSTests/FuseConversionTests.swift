@@ -89,15 +89,16 @@ import Testing
                                                   CacheStatistics(name: "metafs_inode", slabBytes: 8192)],
                                          cacheBytes: 20000, storeBytes: 1 << 30, storeUsedBytes: 1 << 20, storeBlocks: 262144,
                                          storeFreeBlocks: 262000, storeInodes: 65536, storeFreeInodes: 65000, commits: 3,
-                                         committedObjects: 9, knownInodes: 4, openFiles: 1, rssBytes: 0)
+                                         committedObjects: 9, knownInodes: 4, openFiles: 1, rssBytes: 12345678,
+                                         rssAnonymousBytes: 345678, rssFileBytes: 12000000)
         stats.openFiles = 1
         let fuse = FuseStatistics()
         fuse.count(.lookup); fuse.count(.lookup); fuse.error(.lookup); fuse.count(.read); fuse.bytes(.read, 4096)
-        let snap = ControlSnapshot(statistics: stats, fuse: fuse.snapshot(), rssBytes: 12345678, uptimeSeconds: 1.25)
+        let snap = ControlSnapshot(statistics: stats, fuse: fuse.snapshot(), uptimeSeconds: 1.25)
         #expect(snap.slabBytes == 12288)
 
         let json = ControlRendering.json(snap)
-        for key in ["\"slab_bytes\": 12288", "\"rss_bytes\": 12345678", "\"size_bytes\": 1073741824", "\"used_bytes\": 1048576",
+        for key in ["\"slab_bytes\": 12288", "\"rss_bytes\": 12345678", "\"rss_anon_bytes\": 345678", "\"rss_file_bytes\": 12000000", "\"size_bytes\": 1073741824", "\"used_bytes\": 1048576",
                     "\"name\": \"metafs_dentry\"", "\"active_objects\": 10", "\"lookup\": {", "\"count\": 2", "\"errors\": 1",
                     "\"bytes\": 4096", "\"known_inodes\": 4", "\"free_inodes\": 65000"] {
             #expect(json.contains(key), "\(key) in \(json)")

@@ -126,10 +126,13 @@ enum MountTable {
     /// are touched: a test run in another worktree at the same time keeps its mounts.
     static func sweepStale() {
         for m in mounts() where m.mountpoint.hasPrefix("/tmp/metafs-test.") {
+            // The fixture's own directory, /tmp/metafs-test.XXXXXX, holds owner.pid and daemon.pid,
+            // also for mounts deeper below it (compare mounts under <dir>/work/...).
+            let top = "/tmp/" + m.mountpoint.dropFirst("/tmp/".count).prefix { $0 != "/" }
             let dir = (m.mountpoint as NSString).deletingLastPathComponent
             var st = stat()
             let dead = stat(m.mountpoint, &st) != 0 && errno == ENOTCONN
-            let owner = readPid(dir + "/owner.pid")
+            let owner = readPid(top + "/owner.pid")
             let ownerGone = owner.map { $0 != getpid() && kill($0, 0) != 0 && errno == ESRCH } ?? true
             guard dead || ownerGone else { continue }
             unmount(m.mountpoint)

@@ -297,7 +297,7 @@ let treeFingerprint = """
     @Test(.timeLimit(.minutes(3)))
     func controlDirectory() throws {
         try withMount() { m in
-            m.check("test \"$(ls $CTL | tr '\\n' ' ')\" = 'control metrics slabinfo stats stats.json '")
+            m.check("test \"$(ls $CTL | tr '\\n' ' ')\" = 'control extent_shrinker_info metrics shrinker slabinfo stats stats.json '")
             m.check("! ls -a $MNT | grep -q metafs && test $(find $MNT | wc -l) -eq 1", "hidden from the root's listing")
             m.check("test -d $CTL && test $(stat -c %a $CTL) = 555 && test $(stat -c %a $CTL/stats) = 444 && test $(stat -c %a $CTL/control) = 644")
             m.check("mkdir $MNT/.metafs 2>&1 | grep -q 'File exists'")

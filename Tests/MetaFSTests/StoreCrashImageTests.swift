@@ -74,9 +74,12 @@ extension StoreTests {
         try s.close()
 
         #expect(shadow.images.count > 50)
-        let imagePath = t.dir + "/crash.store"
         var checked = 0
         for (image, commit) in shadow.images {
+            // A file per image: a shell spawned by a test running in parallel can hold the last
+            // image's descriptor (and its flock) for a moment between its fork and its exec.
+            let imagePath = t.dir + "/crash-\(checked).store"
+            defer { unlink(imagePath) }
             let fd = Glibc.open(imagePath, O_RDWR | O_CREAT | O_TRUNC, 0o600)
             _ = image.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
             Glibc.close(fd)

@@ -137,7 +137,7 @@ extension StoreTests {
 
         let truncated = try TempStore()
         #expect(truncate(truncated.path, 1 << 20) == 0)
-        expectRefused(truncated, "store file is 1048576 bytes, superblock says 16777216")
+        expectRefused(truncated, "store file is truncated: 1048576 bytes, the superblock says 16777216")
 
         let tiny = try TempStore()
         #expect(truncate(tiny.path, 100) == 0)

@@ -33,16 +33,67 @@ struct Mount: ParsableCommand {
     @Option(help: "Write the daemon's process id to this file while it runs.") var pidFile: String?
     @Option(help: "Seconds to wait for the mount to become ready.") var timeout: Double = 30
     @Flag(help: "libfuse debug output (every request) to the log.") var debug = false
+    @Flag(help: "If the daemon of an earlier mount of this store or on this mount point died (a dead FUSE mount is left), unmount it first.")
+    var forceUnmountStale = false
+
+    // Reclaim (docs/RECLAIM.md). Every one but --merge can be changed later through control.
+    @Option(help: ArgumentHelp("Memory budget of the caches' slabs (e.g. 64M, 1G; 'off': none; 'auto': reclaim on memory pressure).", valueName: "size"))
+    var budget: String?
+    @Option(help: ArgumentHelp("Shrinker policy: lru, page or hybrid (default lru).", valueName: "name")) var policy: String?
+    @Option(help: ArgumentHelp("Dirty objects under reclaim: skip or writeback (default skip).", valueName: "mode")) var dirty: String?
+    @Option(help: ArgumentHelp("Leaf and directory dentries in separate slabs: on or off (default off).", valueName: "on|off"))
+    var segregate: String?
+    @Option(help: ArgumentHelp("Caches of one object size share slabs, as SLUB merges them: on or off (default off).", valueName: "on|off"))
+    var merge: String?
+    @Option(help: ArgumentHelp("Threads that may reclaim directly at once, 1...64 (default 2).", valueName: "n")) var reclaimers: String?
+    @Option(help: ArgumentHelp("Bound on negative dentries (default: none).", valueName: "n")) var negativeMax: String?
 
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be 1...1024") }
         guard entryTimeout >= 0, attrTimeout >= 0 else { throw ValidationError("timeouts must not be negative") }
         guard flushInterval > 0 else { throw ValidationError("--flush-interval must be positive") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        _ = try reclaimSettings()
+    }
+
+    /// The reclaim options as MetaCache settings; a bad value is a ValidationError that names
+    /// the option (the same parsers as the control commands).
+    func reclaimSettings() throws -> (settings: ReclaimSettings, merge: Bool) {
+        var s = ReclaimSettings()
+        var merged = false
+        func check<T>(_ option: String, _ value: String?, _ parse: (Substring) throws(ControlCommandError) -> T) throws -> T? {
+            guard let value else { return nil }
+            do { return try parse(Substring(value)) } catch {
+                throw ValidationError("--\(option) \(value): \(error.message)")
+            }
+        }
+        switch try check("budget", budget, ReclaimArgument.budget) {
+        case .bytes(let b)?: s.budgetBytes = Int(b)
+        case .auto?: s.budgetAuto = true
+        case .off?, nil: break
+        }
+        if let p = try check("policy", policy, ReclaimArgument.policy) { s.policy = p }
+        if let d = try check("dirty", dirty, ReclaimArgument.dirty) { s.dirty = d }
+        if let on = try check("segregate", segregate, ControlArgument.flag) { s.segregate = on }
+        if let on = try check("merge", merge, ControlArgument.flag) { merged = on }
+        if let n = try check("reclaimers", reclaimers, ReclaimArgument.reclaimers) { s.reclaimers = n }
+        if let n = try check("negative-max", negativeMax, ReclaimArgument.negativeMax) { s.negativeMax = n.map { Int($0) } ?? 0 }
+        return (s, merged)
+    }
+
+    /// The reclaim options again, for the daemon's command line.
+    var reclaimArguments: [String] {
+        var a: [String] = []
+        for (name, value) in [("budget", budget), ("policy", policy), ("dirty", dirty), ("segregate", segregate),
+                              ("merge", merge), ("reclaimers", reclaimers), ("negative-max", negativeMax)] {
+            if let value { a += ["--\(name)", value] }
+        }
+        return a
     }
 
     func run() throws {
         do throws(CLIError) {
+            try StaleMounts.handle(store: store, mountpoint: mountpoint, clear: forceUnmountStale)
             let (realStore, realMount) = try Support.preflight(store: store, mountpoint: mountpoint)
             if foreground {
                 try serve(store: realStore, mountpoint: realMount)
@@ -72,13 +123,25 @@ struct Mount: ParsableCommand {
         // A shell starts background jobs with SIGINT ignored, and libfuse only installs its
         // handlers over the default action: reset them so SIGINT/SIGTERM/SIGHUP unmount cleanly.
         for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
+        // glibc gives every thread that allocates its own malloc arena, and each FUSE worker's
+        // arena keeps what it once held: with 8 workers that was ~50 MiB of anonymous memory
+        // beside a 64 MiB cache budget. Two arenas hold it to ~20 MiB (docs/RECLAIM.md).
+        Self.limitMallocArenas(2)
         chdir("/")    // do not keep the caller's directory busy (all paths are absolute here)
 
         var fsOptions = FileSystemOptions()
         fsOptions.flushInterval = flushInterval
+        var cacheConfiguration = CacheConfiguration()
+        do {
+            let (settings, merged) = try reclaimSettings()
+            cacheConfiguration.reclaim = settings
+            cacheConfiguration.merge = merged
+        } catch {
+            throw CLIError("\(error)")
+        }
         let fs: FileSystem
         do {
-            fs = try FileSystem(storePath: store, cache: MetaCache(configuration: CacheConfiguration()), options: fsOptions)
+            fs = try FileSystem(storePath: store, cache: MetaCache(configuration: cacheConfiguration), options: fsOptions)
         } catch {
             let hint: String
             switch error.code {
@@ -108,6 +171,13 @@ struct Mount: ParsableCommand {
         if rc < 0 { throw CLIError("session loop ended with error: \(Support.errnoString(-rc))") }
     }
 
+    /// mallopt(M_ARENA_MAX, n) (<malloc.h> is not in the Glibc module; M_ARENA_MAX is -8).
+    static func limitMallocArenas(_ n: Int32) {
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        _ = unsafeBitCast(sym, to: Mallopt.self)(-8, n)
+    }
+
     /// POSIX_SPAWN_SETSID (glibc, needs _GNU_SOURCE, so not imported).
     var spawnSetSID: Int32 { 0x80 }
 
@@ -133,6 +203,7 @@ struct Mount: ParsableCommand {
         if allowOther { args.append("--allow-other") }
         if noDirectIO { args.append("--no-direct-io") }
         if debug { args.append("--debug") }
+        args += reclaimArguments
         for o in fuseOptions { args += ["-o", o] }
         if let pidFile { args += ["--pid-file", Support.absolutePath(pidFile)] }
 
@@ -197,5 +268,81 @@ struct Mount: ParsableCommand {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         if lines.count > 24 { text = lines.prefix(24).joined(separator: "\n") + "\n... (\(lines.count - 24) more lines)" }
         return text
+    }
+}
+
+/// Dead mounts: a metafs daemon killed (SIGKILL, OOM) leaves its FUSE mount behind, and every
+/// access to it fails with ENOTCONN ("Transport endpoint is not connected") until it is unmounted.
+enum StaleMounts {
+    /// Is `path` a mount whose FUSE connection is gone?
+    static func isDead(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) != 0 && errno == ENOTCONN
+    }
+
+    /// Finds dead metafs mounts on `mountpoint` or of `store`; says what happened and how to
+    /// clear them, or (with `clear`) unmounts them, reporting a busy one instead of waiting.
+    static func handle(store: String, mountpoint: String, clear: Bool) throws(CLIError) {
+        let mp = Support.absolutePath(mountpoint)
+        let realStore = Support.realPath(store)
+        var dead: [MountEntry] = []
+        for m in Support.mounts() where m.fstype.hasPrefix("fuse") {
+            let here = m.mountpoint == mp || m.mountpoint == Support.realPath(mp)
+            let ours = m.fstype == "fuse.metafs" && realStore != nil && m.source == realStore
+            if (here || ours) && isDead(m.mountpoint) { dead.append(m) }
+        }
+        if dead.isEmpty && isDead(mp) {
+            dead.append(MountEntry(source: "?", mountpoint: mp, fstype: "fuse", options: ""))
+        }
+        for m in dead {
+            let what = "\(m.mountpoint) holds a dead FUSE mount of \(m.source): the daemon that served it is gone (killed or crashed), so every access fails with 'Transport endpoint is not connected'"
+            guard clear else {
+                throw CLIError("""
+                    \(what).
+                    Clear it with: fusermount3 -u \(m.mountpoint)   (or mount again with --force-unmount-stale)
+                    The store was not closed cleanly; the next mount replays its journal.
+                    """)
+            }
+            let r = run(["fusermount3", "-u", m.mountpoint], timeout: 10)
+            if r.status != 0 || isDead(m.mountpoint) {
+                let busy = r.output.contains("busy") || r.output.contains("Device or resource busy")
+                throw CLIError("""
+                    \(what), and it could not be unmounted\(busy ? ": it is busy (a process still has its working directory or a file in it; `fuser -vm \(m.mountpoint)` lists them)" : "")\(r.output.isEmpty ? "" : "\n" + r.output).
+                    Stop those processes and try again, or detach it lazily with: fusermount3 -uz \(m.mountpoint)
+                    """)
+            }
+            Support.eprint("metafs: unmounted the dead mount on \(m.mountpoint) (its daemon had died); the store's journal is replayed now\n")
+        }
+    }
+
+    /// Runs a command with a time limit (a hung unmount is killed and reported, not waited for).
+    static func run(_ argv: [String], timeout: Double) -> (status: Int32, output: String) {
+        var template = Array("/tmp/metafs-cmd.XXXXXX".utf8CString)
+        let fd = mkstemp(&template)
+        guard fd >= 0 else { return (-1, "mkstemp: \(Support.errnoString())") }
+        let outPath = String(cString: template)
+        defer { close(fd); unlink(outPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fd, 1)
+        posix_spawn_file_actions_adddup2(&actions, fd, 2)
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var pid: pid_t = 0
+        guard posix_spawnp(&pid, argv[0], &actions, nil, &cargs, environ) == 0 else { return (-1, "cannot run \(argv[0])") }
+        let deadline = Support.monotonicSeconds() + timeout
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Support.monotonicSeconds() > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return (-1, "\(argv.joined(separator: " ")) did not finish in \(Int(timeout)) s")
+            }
+            usleep(10_000)
+        }
+        let text = (try? Support.readBytes(outPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }

@@ -18,10 +18,24 @@ struct Stats: ParsableCommand {
     @Flag(help: "Print stats.json.") var json = false
     @Flag(help: "Print the slabinfo file.") var slabinfo = false
     @Flag(help: "Print the Prometheus metrics.") var metrics = false
+    @Flag(help: "A live view in the manner of slabtop, refreshed until interrupted (q or Ctrl-C on a terminal).") var watch = false
+    @Option(help: "Seconds between refreshes of --watch.") var interval: Double = 1
+    @Option(help: "Stop --watch after this many refreshes.") var count: Int?
+
+    func validate() throws {
+        guard interval >= 0.1 && interval <= 3600 else { throw ValidationError("--interval must be 0.1...3600 seconds") }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if (count != nil || interval != 1) && !watch { throw ValidationError("--interval and --count go with --watch") }
+        if watch && (json || slabinfo || metrics) { throw ValidationError("--watch shows its own view; drop --json/--slabinfo/--metrics") }
+    }
 
     func run() throws {
         do throws(CLIError) {
             let dir = try controlDirectory(mountpoint)
+            if watch {
+                try StatsWatch(controlDirectory: dir, mountpoint: mountpoint, interval: interval, count: count).run()
+                return
+            }
             let file = json ? "stats.json" : slabinfo ? "slabinfo" : metrics ? "metrics" : "stats"
             let bytes = try Support.readBytes(dir + "/" + file)
             print(String(decoding: bytes, as: UTF8.self), terminator: "")

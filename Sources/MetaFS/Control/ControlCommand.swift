@@ -9,12 +9,26 @@
 // parsers in `ControlArgument` (sizes with K/M/G/T suffixes, percentages, counts, on/off, amounts)
 // are shared with the CLI's mount options so that `--budget 256M` and `budget 256M` agree.
 
+import MetaCache
+
 /// A parsed control command.
 public enum ControlCommand: Equatable, Sendable {
     /// Commit every dirty object to the store.
     case sync
     /// Commit, then evict every clean unpinned object from the caches.
     case dropCaches
+    /// Reclaim now: N objects, N% of the slab pages, or a size of slab memory.
+    case shrink(ControlAmount)
+    case policy(ReclaimPolicy)
+    /// The memory budget: a size, `off`, or `auto` (reclaim on memory pressure).
+    case budget(BudgetValue)
+    case dirty(DirtyMode)
+    case segregate(Bool)
+    case reclaimers(Int)
+    /// Cap one cache (a shrinker name) at a size of slab memory; nil: no cap (`limit CACHE off`).
+    case limit(cache: String, bytes: UInt64?)
+    /// Bound on negative dentries; nil: none (`negative_max off`).
+    case negativeMax(UInt64?)
 }
 
 /// Why a command was rejected (the write fails with EINVAL; the message is for the CLI).
@@ -22,6 +36,14 @@ public struct ControlCommandError: Error, Equatable, CustomStringConvertible, Se
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// A budget setting.
+public enum BudgetValue: Equatable, Sendable {
+    case bytes(UInt64)
+    case off
+    /// Reclaim when the machine or the cgroup reports memory pressure (PSI).
+    case auto
 }
 
 /// An amount of reclaim: `N` objects, `N%` of the caches, or a size (`64M`).
@@ -123,6 +145,88 @@ public enum ControlArgument {
     }
 }
 
+/// The reclaim knobs' values, shared by the control commands and the mount options so that
+/// `--budget 64M` and `budget 64M` accept and refuse the same things.
+public enum ReclaimArgument {
+    /// Caches that `limit` names (the shrinkers).
+    public static let caches = ["dentry", "inode", "extent"]
+    /// Largest size accepted for a budget or limit (1 PiB: far beyond any machine, and well
+    /// inside Int).
+    public static let maximumSize: UInt64 = 1 << 50
+
+    /// A budget: a size of at least 1 MiB (zero and negative budgets are refused), "off", or
+    /// "auto".
+    public static func budget(_ s: Substring) throws(ControlCommandError) -> BudgetValue {
+        if s == "off" || s == "none" { return .off }
+        if s == "auto" { return .auto }
+        guard !s.hasPrefix("-") else { throw ControlCommandError("budget '\(s)' is negative") }
+        let v = try ControlArgument.size(s)
+        guard v > 0 else { throw ControlCommandError("budget must be positive") }
+        guard v >= UInt64(ReclaimSettings.minimumBudget) else { throw ControlCommandError("budget '\(s)' is below the minimum of 1M") }
+        guard v <= maximumSize else { throw ControlCommandError("budget '\(s)' is too large (at most 1P)") }
+        return .bytes(v)
+    }
+
+    /// A per-cache limit: a positive size of at least one 4 KiB page, or "off".
+    public static func limit(_ s: Substring) throws(ControlCommandError) -> UInt64? {
+        if s == "off" || s == "none" { return nil }
+        guard !s.hasPrefix("-") else { throw ControlCommandError("limit '\(s)' is negative") }
+        let v = try ControlArgument.size(s)
+        guard v >= 4096 else { throw ControlCommandError("limit '\(s)' is below one page (4K)") }
+        guard v <= maximumSize else { throw ControlCommandError("limit '\(s)' is too large (at most 1P)") }
+        return v
+    }
+
+    public static func policy(_ s: Substring) throws(ControlCommandError) -> ReclaimPolicy {
+        guard let p = ReclaimPolicy(rawValue: String(s)) else {
+            throw ControlCommandError("'\(s)' is not a policy (\(ReclaimPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return p
+    }
+
+    public static func dirty(_ s: Substring) throws(ControlCommandError) -> DirtyMode {
+        guard let d = DirtyMode(rawValue: String(s)) else { throw ControlCommandError("'\(s)' is not skip or writeback") }
+        return d
+    }
+
+    public static func reclaimers(_ s: Substring) throws(ControlCommandError) -> Int {
+        let n = try ControlArgument.count(s, max: UInt64(ReclaimSettings.maxReclaimers))
+        guard n >= 1 else { throw ControlCommandError("reclaimers must be 1...\(ReclaimSettings.maxReclaimers)") }
+        return Int(n)
+    }
+
+    /// A bound on negative dentries: N >= 1 (at most 2^40), or "off".
+    public static func negativeMax(_ s: Substring) throws(ControlCommandError) -> UInt64? {
+        if s == "off" || s == "none" { return nil }
+        let n = try ControlArgument.count(s, max: 1 << 40)
+        guard n >= 1 else { throw ControlCommandError("negative_max must be at least 1 (or off)") }
+        return n
+    }
+
+    public static func cache(_ s: Substring) throws(ControlCommandError) -> String {
+        guard caches.contains(String(s)) else {
+            throw ControlCommandError("'\(s)' is not a cache (\(caches.joined(separator: ", ")))")
+        }
+        return String(s)
+    }
+
+    /// `shrink`'s amount: N >= 1 objects, a percentage in (0, 100], or a positive size.
+    public static func shrinkAmount(_ s: Substring) throws(ControlCommandError) -> ControlAmount {
+        guard !s.hasPrefix("-") else { throw ControlCommandError("'\(s)' is negative") }
+        let a = try ControlArgument.amount(s)
+        switch a {
+        case .objects(let n):
+            guard n >= 1 else { throw ControlCommandError("shrink needs at least 1 object") }
+            guard n <= 1 << 40 else { throw ControlCommandError("'\(s)' is too large") }
+        case .bytes(let b):
+            guard b > 0 else { throw ControlCommandError("shrink needs a positive size") }
+            guard b <= maximumSize else { throw ControlCommandError("'\(s)' is too large") }
+        case .percent: break
+        }
+        return a
+    }
+}
+
 public enum ControlCommandParser {
     /// Writes longer than this are rejected outright (one command per write).
     public static let maximumLength = 4096
@@ -134,6 +238,23 @@ public enum ControlCommandParser {
             try noArguments("sync", a); return .sync })),
         ("drop_caches", ("drop_caches", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
             try noArguments("drop_caches", a); return .dropCaches })),
+        ("shrink", ("shrink N|N%|SIZE", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+            try arguments("shrink", a, 1); return .shrink(try ReclaimArgument.shrinkAmount(a[0])) })),
+        ("policy", ("policy lru|page|hybrid", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+            try arguments("policy", a, 1); return .policy(try ReclaimArgument.policy(a[0])) })),
+        ("budget", ("budget SIZE|off|auto", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+            try arguments("budget", a, 1); return .budget(try ReclaimArgument.budget(a[0])) })),
+        ("dirty", ("dirty skip|writeback", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+            try arguments("dirty", a, 1); return .dirty(try ReclaimArgument.dirty(a[0])) })),
+        ("segregate", ("segregate on|off", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+            try arguments("segregate", a, 1); return .segregate(try ControlArgument.flag(a[0])) })),
+        ("reclaimers", ("reclaimers N", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+            try arguments("reclaimers", a, 1); return .reclaimers(try ReclaimArgument.reclaimers(a[0])) })),
+        ("limit", ("limit dentry|inode|extent SIZE|off", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+            try arguments("limit", a, 2)
+            return .limit(cache: try ReclaimArgument.cache(a[0]), bytes: try ReclaimArgument.limit(a[1])) })),
+        ("negative_max", ("negative_max N|off", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+            try arguments("negative_max", a, 1); return .negativeMax(try ReclaimArgument.negativeMax(a[0])) })),
     ]
 
     /// Every keyword with its usage, for help text and error messages.
@@ -141,6 +262,13 @@ public enum ControlCommandParser {
 
     static func noArguments(_ keyword: String, _ args: [Substring]) throws(ControlCommandError) {
         guard args.isEmpty else { throw ControlCommandError("\(keyword) takes no arguments") }
+    }
+
+    static func arguments(_ keyword: String, _ args: [Substring], _ n: Int) throws(ControlCommandError) {
+        guard args.count == n else {
+            let usage = grammar.first { $0.keyword == keyword }?.rule.usage ?? keyword
+            throw ControlCommandError("usage: \(usage)")
+        }
     }
 
     /// Parses the bytes of one write. A single trailing newline (as `echo` writes) and surrounding

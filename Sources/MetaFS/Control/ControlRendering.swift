@@ -5,28 +5,19 @@ import MetaCache
 public struct ControlSnapshot: Sendable {
     public var statistics: FileSystemStatistics
     public var fuse: [FuseStatistics.Snapshot]
-    public var rssBytes: UInt64
     public var uptimeSeconds: Double
-    public init(statistics: FileSystemStatistics, fuse: [FuseStatistics.Snapshot], rssBytes: UInt64, uptimeSeconds: Double) {
-        self.statistics = statistics; self.fuse = fuse; self.rssBytes = rssBytes; self.uptimeSeconds = uptimeSeconds
+    /// The budget, the reclaim settings and every shrinker's counters (nil: not gathered).
+    public var reclaim: ReclaimStatistics?
+    public var rssBytes: UInt64 { statistics.rssBytes }
+    public init(statistics: FileSystemStatistics, fuse: [FuseStatistics.Snapshot], uptimeSeconds: Double,
+                reclaim: ReclaimStatistics? = nil) {
+        self.statistics = statistics; self.fuse = fuse; self.uptimeSeconds = uptimeSeconds; self.reclaim = reclaim
     }
     /// Slab memory of all caches together.
     public var slabBytes: UInt64 { statistics.caches.reduce(0) { $0 + UInt64(max(0, $1.slabBytes)) } }
 }
 
 /// The process's resident set size, from /proc/self/statm (0 if unreadable).
-public func processRSSBytes() -> UInt64 {
-    let fd = Glibc.open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return 0 }
-    defer { close(fd) }
-    var buf = [UInt8](repeating: 0, count: 256)
-    let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-    guard n > 0 else { return 0 }
-    let fields = buf[..<n].split(separator: 0x20)
-    guard fields.count >= 2, let pages = UInt64(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
-    return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
-}
-
 /// Renders the control files' text. Pure functions of a snapshot, so they are unit-tested.
 public enum ControlRendering {
     // MARK: stats (human-readable)
@@ -59,7 +50,7 @@ public enum ControlRendering {
     public static func stats(_ snap: ControlSnapshot) -> String {
         let st = snap.statistics
         var out = "metafs statistics (uptime \(fixed(snap.uptimeSeconds, 1)) s)\n\n"
-        out += "memory: slab \(humanBytes(snap.slabBytes)), caches total \(humanBytes(st.cacheBytes)), rss \(humanBytes(snap.rssBytes))\n\n"
+        out += "memory: slab \(humanBytes(snap.slabBytes)), caches total \(humanBytes(st.cacheBytes)), rss \(humanBytes(snap.rssBytes)) (anonymous \(humanBytes(st.rssAnonymousBytes)), store mapping \(humanBytes(st.rssFileBytes)))\n\n"
         out += "caches:\n"
         out += pad("name", 18, left: true) + pad("active", 10) + pad("total", 10) + pad("size", 6) + pad("slabs", 8)
             + pad("hits", 12) + pad("misses", 10) + pad("hit%", 7) + pad("dirty", 8) + pad("pinned", 8)
@@ -77,6 +68,7 @@ public enum ControlRendering {
         out += "  blocks \(st.storeBlocks - st.storeFreeBlocks) used / \(st.storeBlocks), \(st.storeFreeBlocks) free\n"
         out += "  inodes \(st.storeInodes - st.storeFreeInodes) used / \(st.storeInodes), \(st.storeFreeInodes) free\n"
         out += "  commits \(st.commits), objects committed \(st.committedObjects)\n"
+        if let r = snap.reclaim { out += reclaimText(r) }
         out += "\nkernel: known inodes \(st.knownInodes), open files \(st.openFiles)\n"
         out += "\nfuse operations (service time in metafs, microseconds):\n"
         out += pad("op", 18, left: true) + pad("count", 12) + pad("errors", 10) + pad("bytes", 14)
@@ -138,6 +130,9 @@ public enum ControlRendering {
         root.add("slab_bytes", snap.slabBytes)
         root.add("cache_bytes", st.cacheBytes)
         root.add("rss_bytes", snap.rssBytes)
+        root.add("rss_anon_bytes", st.rssAnonymousBytes)
+        root.add("rss_file_bytes", st.rssFileBytes)
+        if let r = snap.reclaim { addReclaimJSON(r, to: &root) }
         let caches = st.caches.map { c -> String in
             var o = JSONObject()
             o.add("name", c.name)
@@ -230,6 +225,9 @@ public enum ControlRendering {
         single("metafs_slab_bytes", "gauge", "Slab memory held by all caches, in bytes.", snap.slabBytes)
         single("metafs_cache_bytes", "gauge", "Memory owned by the caches (slabs, hash tables, names), in bytes.", st.cacheBytes)
         single("metafs_rss_bytes", "gauge", "Resident set size of the metafs process, in bytes.", snap.rssBytes)
+        single("metafs_rss_anon_bytes", "gauge", "Anonymous resident memory (slabs, tables, heap), in bytes.", st.rssAnonymousBytes)
+        single("metafs_rss_file_bytes", "gauge", "File-backed resident memory (the mapped store), in bytes.", st.rssFileBytes)
+        if let r = snap.reclaim { out += reclaimMetrics(r) }
         family("metafs_uptime_seconds", "gauge", "Seconds since the file system was mounted.", [("", fixed(snap.uptimeSeconds, 3))])
         perCache("metafs_cache_active_objects", "gauge", "Objects in use in the slab cache.") { "\($0.activeObjects)" }
         perCache("metafs_cache_total_objects", "gauge", "Object slots in the slab cache's slabs.") { "\($0.totalObjects)" }
@@ -268,6 +266,109 @@ public enum ControlRendering {
                "Service time of FUSE requests inside metafs (handler entry to reply), by operation and quantile.", quantiles)
         family("metafs_fuse_bytes_total", "counter", "Bytes read and written through FUSE.",
                snap.fuse.filter { $0.operation == .read || $0.operation == .write }.map { ("op=\"\($0.operation.name)\"", "\($0.bytes)") })
+        return out
+    }
+}
+
+// MARK: - Reclaim (issue 4): the budget, the settings, the shrinkers' counters
+
+extension ControlRendering {
+    /// The per-shrinker keys of stats.json, in order: issue 4's list, then `scans` and
+    /// `scan_us_total` (for averaging over a run), `skipped_io`, and what `count` says now.
+    static func shrinkerFields(_ s: ShrinkerStatistics) -> [(String, String)] {
+        [("scanned", "\(s.scanned)"), ("freed_objects", "\(s.freedObjects)"), ("freed_pages", "\(s.freedPages)"),
+         ("skipped_pinned", "\(s.skippedPinned)"), ("skipped_dirty", "\(s.skippedDirty)"),
+         ("skipped_referenced", "\(s.skippedReferenced)"), ("writeback", "\(s.writeback)"), ("lock_busy", "\(s.lockBusy)"),
+         ("relocated", "\(s.relocated)"), ("scan_us_avg", fixed(s.scanMicrosecondsAverage, 3)),
+         ("scan_us_max", fixed(s.scanMicrosecondsMax, 3)), ("scans", "\(s.scans)"),
+         ("scan_us_total", fixed(s.scanMicrosecondsTotal, 3)), ("skipped_io", "\(s.skippedIO)"), ("count", "\(s.count)"),
+         ("slab_bytes", "\(s.slabBytes)"), ("limit_bytes", "\(s.limitBytes)")]
+    }
+
+    static func addReclaimJSON(_ r: ReclaimStatistics, to root: inout JSONObject) {
+        root.add("budget_bytes", r.budgetBytes)
+        var o = JSONObject()
+        o.add("budget", r.settings.budgetAuto ? "auto" : (r.budgetBytes == 0 ? "off" : "bytes"))
+        o.add("pressure_source", r.pressureSource)
+        o.add("pressure_events", r.pressureEvents)
+        o.add("policy", r.settings.policy.rawValue)
+        o.add("dirty", r.settings.dirty.rawValue)
+        o.add("segregate", r.settings.segregate ? "on" : "off")
+        o.add("merge", r.merge ? "on" : "off")
+        o.add("reclaimers", r.settings.reclaimers)
+        o.add("negative_max", r.settings.negativeMax)
+        o.add("high_watermark_bytes", r.highWatermarkBytes)
+        o.add("low_watermark_bytes", r.lowWatermarkBytes)
+        o.add("accounted_slab_bytes", r.slabBytes)
+        o.add("direct_reclaims", r.directReclaims)
+        o.add("direct_waits", r.directWaits)
+        o.add("direct_give_ups", r.directGiveUps)
+        o.add("background_runs", r.backgroundRuns)
+        o.add("writeback_batches", r.writebackBatches)
+        o.add("writeback_errors", r.writebackErrors)
+        o.add("negative_dentries", r.negativeDentries)
+        o.add("negative_trimmed", r.negativeTrimmed)
+        root.add("reclaim", raw: o.render(indent: 1))
+        var shrinkers = JSONObject()
+        for s in r.shrinkers {
+            var x = JSONObject()
+            for (k, v) in shrinkerFields(s) { x.add(k, raw: v) }
+            shrinkers.add(s.name, raw: x.render(indent: 2))
+        }
+        root.add("shrinkers", raw: shrinkers.render(indent: 1))
+    }
+
+    static func reclaimText(_ r: ReclaimStatistics) -> String {
+        let s = r.settings
+        var out = "\nreclaim: budget " + (s.budgetAuto ? "auto (\(r.pressureSource), \(r.pressureEvents) events)" : r.budgetBytes == 0 ? "none" : humanBytes(UInt64(r.budgetBytes))
+            + " (high \(humanBytes(UInt64(r.highWatermarkBytes))), low \(humanBytes(UInt64(r.lowWatermarkBytes))))")
+        out += ", policy \(s.policy.rawValue), dirty \(s.dirty.rawValue), segregate \(s.segregate ? "on" : "off")"
+        out += ", merge \(r.merge ? "on" : "off"), reclaimers \(s.reclaimers)"
+        out += ", negative_max \(s.negativeMax == 0 ? "off" : String(s.negativeMax))\n"
+        out += "  direct reclaims \(r.directReclaims) (waits \(r.directWaits), gave up \(r.directGiveUps)), background runs \(r.backgroundRuns)"
+        out += ", writeback batches \(r.writebackBatches), negative dentries \(r.negativeDentries) (trimmed \(r.negativeTrimmed))\n"
+        out += pad("shrinker", 10, left: true) + pad("scanned", 11) + pad("freed", 10) + pad("pages", 8) + pad("pinned", 9)
+            + pad("dirty", 8) + pad("ref", 9) + pad("wback", 7) + pad("busy", 6) + pad("reloc", 7) + pad("avg us", 9)
+            + pad("max us", 10) + pad("limit", 11) + "\n"
+        for x in r.shrinkers {
+            out += "  " + pad(x.name, 8, left: true) + pad("\(x.scanned)", 11) + pad("\(x.freedObjects)", 10)
+                + pad("\(x.freedPages)", 8) + pad("\(x.skippedPinned)", 9) + pad("\(x.skippedDirty)", 8)
+                + pad("\(x.skippedReferenced)", 9) + pad("\(x.writeback)", 7) + pad("\(x.lockBusy)", 6)
+                + pad("\(x.relocated)", 7) + pad(fixed(x.scanMicrosecondsAverage, 1), 9) + pad(fixed(x.scanMicrosecondsMax, 1), 10)
+                + pad(x.limitBytes == 0 ? "-" : humanBytes(UInt64(x.limitBytes)), 11) + "\n"
+        }
+        return out
+    }
+
+    static func reclaimMetrics(_ r: ReclaimStatistics) -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, v) in samples { out += name + (labels.isEmpty ? "" : "{\(labels)}") + " " + v + "\n" }
+        }
+        family("metafs_budget_bytes", "gauge", "Memory budget of the caches' slabs, in bytes (0: none).", [("", "\(r.budgetBytes)")])
+        family("metafs_reclaim_direct_total", "counter", "Direct reclaims by allocating threads.", [("", "\(r.directReclaims)")])
+        family("metafs_reclaim_background_runs_total", "counter", "Background reclaim runs.", [("", "\(r.backgroundRuns)")])
+        family("metafs_reclaim_writeback_batches_total", "counter", "Writeback batches reclaim asked for.", [("", "\(r.writebackBatches)")])
+        let counters: [(String, String, (ShrinkerStatistics) -> String)] = [
+            ("scanned_total", "Objects the shrinker looked at.", { "\($0.scanned)" }),
+            ("freed_objects_total", "Objects the shrinker freed.", { "\($0.freedObjects)" }),
+            ("freed_pages_total", "Slab pages the shrinker's frees emptied.", { "\($0.freedPages)" }),
+            ("skipped_pinned_total", "Objects skipped because pinned.", { "\($0.skippedPinned)" }),
+            ("skipped_dirty_total", "Objects skipped because dirty.", { "\($0.skippedDirty)" }),
+            ("skipped_referenced_total", "Referenced objects given a second chance.", { "\($0.skippedReferenced)" }),
+            ("writeback_total", "Dirty objects sent to writeback.", { "\($0.writeback)" }),
+            ("lock_busy_total", "Shard locks found busy (try-lock failed).", { "\($0.lockBusy)" }),
+            ("relocated_total", "Dentries moved between leaf and directory slabs.", { "\($0.relocated)" }),
+            ("scans_total", "Scans run.", { "\($0.scans)" }),
+        ]
+        for (key, help, value) in counters {
+            family("metafs_shrinker_" + key, "counter", help, r.shrinkers.map { ("shrinker=\"\(labelValue($0.name))\"", value($0)) })
+        }
+        family("metafs_shrinker_scan_microseconds_total", "counter", "Time spent scanning, in microseconds.",
+               r.shrinkers.map { ("shrinker=\"\(labelValue($0.name))\"", fixed($0.scanMicrosecondsTotal, 3)) })
+        family("metafs_shrinker_scan_microseconds_max", "gauge", "Longest scan, in microseconds.",
+               r.shrinkers.map { ("shrinker=\"\(labelValue($0.name))\"", fixed($0.scanMicrosecondsMax, 3)) })
         return out
     }
 }

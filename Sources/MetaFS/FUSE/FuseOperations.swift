@@ -398,7 +398,7 @@ enum FuseOperations {
         do throws(FSError) {
             guard let fi else { throw FSError(EINVAL) }
             if ControlInode.contains(ino) {
-                guard ino == ControlInode.directory else { throw FSError(ENOTDIR) }
+                guard c.control.isDirectory(ino) else { throw FSError(ENOTDIR) }
                 fi.pointee.fh = 0
             } else {
                 fi.pointee.fh = try c.fs.opendir(ino)

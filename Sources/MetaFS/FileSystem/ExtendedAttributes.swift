@@ -59,6 +59,8 @@ extension FileSystem {
             _ = try inode(ino)
             var attributes = try ioUncommitted([]) { () throws(StoreError) in try store.readXattrs(ino) }
             try change(&attributes)
+            // Too big for the store's xattr block: fail this call alone, not the whole commit.
+            guard Store.xattrsFit(attributes) else { throw FSError(ENOSPC) }
             let t = now()
             try modifyInode(ino) { $0.ctime = t }
             let changed = attributes

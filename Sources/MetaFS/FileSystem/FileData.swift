@@ -94,7 +94,10 @@ extension FileSystem {
     // MARK: - Read and write
 
     public func read(_ ino: UInt64, fh: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) -> Int {
-        try namespace.shared { () throws(FSError) -> Int in
+        // I/O in flight: the extent shrinker leaves this inode's extents alone meanwhile.
+        cache.extents.beginIO(ino: ino)
+        defer { cache.extents.endIO(ino: ino) }
+        return try namespace.shared { () throws(FSError) -> Int in
             let attributes = try inode(ino)
             guard offset < attributes.size, buffer.count > 0 else { return 0 }
             let count = Int(min(UInt64(buffer.count), attributes.size - offset))
@@ -137,7 +140,21 @@ extension FileSystem {
     public func write(_ ino: UInt64, fh: UInt64, offset: UInt64, from data: UnsafeRawBufferPointer) throws(FSError) -> Int {
         guard data.count > 0 else { return 0 }
         guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw FSError(EFBIG) }
-        return try namespace.shared { () throws(FSError) -> Int in
+        cache.extents.beginIO(ino: ino)
+        defer { cache.extents.endIO(ino: ino) }
+        do {
+            return try writeOnce(ino, offset: offset, from: data)
+        } catch where error.code == ENOSPC {
+            // Blocks freed since the last commit (a delete) return to the allocator only once the
+            // commit that frees them is durable: commit, then try once more (the retry rewrites
+            // the same bytes to the same places).
+            try sync()
+            return try writeOnce(ino, offset: offset, from: data)
+        }
+    }
+
+    private func writeOnce(_ ino: UInt64, offset: UInt64, from data: UnsafeRawBufferPointer) throws(FSError) -> Int {
+        try namespace.shared { () throws(FSError) -> Int in
             try inodeLocks.with(ino) { () throws(FSError) -> Int in
                 _ = try fillInode(ino)
                 var done = 0
@@ -323,7 +340,14 @@ extension FileSystem {
             let mapping = try self.mapping(ino, block: block)
             let stop = min(mapping.end, end)
             if mapping.status == .hole {
-                let run = try io { () throws(StoreError) in try store.allocateBlocks(count: Int(stop - block), goal: goal) }
+                let count = Int(stop - block)
+                let run: (start: UInt64, count: Int)
+                do {
+                    run = try io { () throws(StoreError) in try store.allocateBlocks(count: count, goal: goal) }
+                } catch where error.code == ENOSPC {
+                    try commitLocked()   // frees since the last commit return to the allocator
+                    run = try io { () throws(StoreError) in try store.allocateBlocks(count: count, goal: goal) }
+                }
                 cache.extents.insert(ino: ino, ExtentMapping(logical: block, length: UInt32(run.count),
                                                              physical: run.start, status: .unwritten), dirty: true)
                 allocated += UInt64(run.count)

@@ -14,7 +14,8 @@ import Synchronization
 /// own locks inside MetaCache. Order: namespace → inode stripe → orphan/handle mutexes → MetaCache.
 public final class FileSystem: @unchecked Sendable {
     public let cache: MetaCache
-    let store: Store
+    /// The store (public for the crash harness's persisted-image mode and fsck tooling).
+    public let store: Store
     let options: FileSystemOptions
     let namespace = NamespaceLock()
     let inodeLocks = InodeLocks()
@@ -45,10 +46,12 @@ public final class FileSystem: @unchecked Sendable {
                 try? self.sync()
             }
         }
+        startReclaim()
     }
 
-    /// Stop the flusher, commit everything, close the store (unmount).
+    /// Stop the reclaimer and the flusher, commit everything, close the store (unmount).
     public func shutdown() {
+        stopReclaim()
         flusher?.stop()
         flusher = nil
         do {
@@ -168,6 +171,7 @@ public final class FileSystem: @unchecked Sendable {
 
     public func statistics() -> FileSystemStatistics {
         let usage = store.usage
+        let memory = ProcessMemory.resident()
         return FileSystemStatistics(
             caches: cache.statistics(),
             cacheBytes: UInt64(cache.memoryBytes),
@@ -181,7 +185,9 @@ public final class FileSystem: @unchecked Sendable {
             committedObjects: committedObjects.load(ordering: .relaxed),
             knownInodes: UInt64(kernelLookups.count),
             openFiles: UInt64(handles.withLock { $0.count }),
-            rssBytes: residentBytes())
+            rssBytes: UInt64(memory.total),
+            rssAnonymousBytes: UInt64(memory.anonymous),
+            rssFileBytes: UInt64(memory.file))
     }
 
     public func statfs() -> FileSystemUsage {
@@ -267,19 +273,6 @@ func now() -> Timespec {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Timespec(seconds: Int64(ts.tv_sec), nanoseconds: UInt32(ts.tv_nsec))
-}
-
-/// The process's resident memory, from /proc/self/statm.
-func residentBytes() -> UInt64 {
-    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
-    defer { fclose(file) }
-    var size = 0, resident = 0
-    guard withUnsafeMutablePointer(to: &size, { s in
-        withUnsafeMutablePointer(to: &resident) { r in
-            withVaList([s, r]) { vfscanf(file, "%ld %ld", $0) }
-        }
-    }) == 2 else { return 0 }
-    return UInt64(resident) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
 }
 
 extension InodeAttributes {

@@ -73,6 +73,10 @@ public struct FileSystemStatistics: Sendable {
     public var knownInodes: UInt64
     public var openFiles: UInt64
     public var rssBytes: UInt64
+    /// The anonymous part of the RSS (slabs, tables, heap): what the cache budget is about.
+    public var rssAnonymousBytes: UInt64
+    /// The file-backed part: pages of the mapped store.
+    public var rssFileBytes: UInt64
 }
 
 

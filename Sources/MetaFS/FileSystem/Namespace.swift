@@ -96,7 +96,14 @@ extension FileSystem {
         if try resolve(parent: parent, name: name) != nil { throw FSError(EEXIST) }
         let isDirectory = mode & S_IFMT == S_IFDIR
         if isDirectory && directory.nlink >= Self.maxLinks { throw FSError(EMLINK) }
-        let (ino, generation) = try io { () throws(StoreError) in try store.allocateInode() }
+        let (ino, generation): (UInt64, UInt32)
+        do {
+            (ino, generation) = try io { () throws(StoreError) in try store.allocateInode() }
+        } catch where error.code == ENOSPC {
+            // Inodes freed since the last commit return to the allocator when it is durable.
+            try commitLocked()
+            (ino, generation) = try io { () throws(StoreError) in try store.allocateInode() }
+        }
         var mode = mode
         var gid = caller.gid
         if directory.mode & S_ISGID != 0 {

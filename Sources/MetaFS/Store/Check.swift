@@ -218,7 +218,7 @@ extension Store {
 
     /// Directory structure: index, leaves (checksums, hash ranges, sorting, names), entry count, and
     /// that the extent map holds exactly the index and leaf blocks.
-    private func checkDirectory(_ dir: UInt64, _ raw: RawInode, _ list: [StoreExtent], _ f: inout Findings,
+    func checkDirectory(_ dir: UInt64, _ raw: RawInode, _ list: [StoreExtent], _ f: inout Findings,
                                 _ entries: inout [(dir: UInt64, name: [UInt8], ino: UInt64, type: UInt8)]) {
         let h = HomeView(sb: sb, mapping: mapping)   // always verifies checksums
         if raw.dirLeaves == 0 {

@@ -31,8 +31,10 @@ public enum StoreCrashPoint: Sendable {
 }
 
 struct JournalHeader {
+    /// Rewrite the header (the first 64 bytes; the rest of the block, which holds the superblock
+    /// backup, is left as it is).
     static func write(_ p: UnsafeMutableRawPointer, sequence: UInt64) {
-        memset(p, 0, Layout.blockSize)
+        memset(p, 0, JournalFormat.headerBytes)
         st32(p, 0, Layout.journalHeaderMagic)
         st64(p, JournalFormat.oSequence, sequence)
         st32(p, 4, CRC32C.checksum(p, JournalFormat.headerBytes, skippingFieldAt: 4))
@@ -116,6 +118,19 @@ extension Store {
         JournalHeader.write(mapping.block(sb.journalStart), sequence: nextSequence)
         try mapping.persistBlocks(sb.journalStart, count: 1)
         return record.blocks.count
+    }
+
+    /// fsck --repair: mark the journal empty with a sequence no record in it carries.
+    func resetJournal() throws(StoreError) {
+        var top: UInt64 = ld64(mapping.block(sb.journalStart), JournalFormat.oSequence)
+        for b in sb.journalStart + 1..<sb.journalStart + sb.journalBlocks {
+            let p = mapping.block(b)
+            let magic = ld32(p, 0)
+            if magic == Layout.journalDescriptorMagic || magic == Layout.journalCommitMagic { top = max(top, ld64(p, JournalFormat.oSequence)) }
+        }
+        nextSequence = top &+ 1
+        JournalHeader.write(mapping.block(sb.journalStart), sequence: nextSequence)
+        try mapping.persistBlocks(sb.journalStart, count: 1)
     }
 
     /// Persist a set of blocks, coalescing adjacent ones into one range.

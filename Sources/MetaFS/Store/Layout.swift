@@ -16,7 +16,10 @@ enum Layout {
     static let inodesPerBlock = blockSize / inodeSize
     static let bitsPerBlock = UInt64(blockSize * 8)
     static let magic: UInt64 = 0x3152_4F54_5346_544D   // "MTFSTOR1"
-    static let version: UInt32 = 1
+    /// 2: the superblock checksum leaves out the two fields written in place at mount and unmount
+    /// (state, mount count), so a torn write of them never makes the superblock unreadable; the
+    /// journal header block keeps a backup of the superblock's geometry.
+    static let version: UInt32 = 2
     static let minimumStoreBytes: UInt64 = 2 << 20
     static let minimumJournalBlocks: UInt64 = 256      // 1 MiB
     static let maximumJournalBlocks: UInt64 = 65536    // 256 MiB
@@ -60,8 +63,12 @@ struct Superblock: Equatable {
     static let oBBBlocks = 80, oITStart = 88, oITBlocks = 96, oDataStart = 104, oState = 112, oChecksum = 116
     static let oOrphanHead = 120, oCreated = 128, oMountCount = 136
     static let headerBytes = 256
-    /// The checksum covers the whole block, including the bitmap checksum table.
+    /// The checksum covers the whole block, including the bitmap checksum table, except the state
+    /// and mount count: those are written in place (not journaled) at open and close, each with one
+    /// aligned store, so any subset of them landing leaves a valid superblock.
     static let checkedBytes = Layout.blockSize
+    /// Where the backup of the first `headerBytes` bytes (geometry) lives in the journal header block.
+    static let oBackup = 2048
     /// CRC32C of each bitmap block (inode bitmap, then block bitmap), from byte 512: 896 entries,
     /// enough for stores up to ~89 GiB; bitmap blocks past the table are not checksummed.
     static let oBitmapCRCs = 512
@@ -96,6 +103,12 @@ struct Superblock: Equatable {
     }
 
     func encode(into p: UnsafeMutableRawPointer) {
+        encodeHeader(into: p)
+        Superblock.seal(p)
+    }
+
+    /// The header fields only (no checksum).
+    func encodeHeader(into p: UnsafeMutableRawPointer) {
         memset(p, 0, Superblock.headerBytes)
         p.storeBytes(of: Layout.magic.littleEndian, toByteOffset: Self.oMagic, as: UInt64.self)
         p.storeBytes(of: Layout.version.littleEndian, toByteOffset: Self.oVersion, as: UInt32.self)
@@ -116,13 +129,48 @@ struct Superblock: Equatable {
         p.storeBytes(of: orphanHead.littleEndian, toByteOffset: Self.oOrphanHead, as: UInt64.self)
         p.storeBytes(of: createdSeconds.littleEndian, toByteOffset: Self.oCreated, as: Int64.self)
         p.storeBytes(of: mountCount.littleEndian, toByteOffset: Self.oMountCount, as: UInt64.self)
-        Superblock.seal(p)
     }
 
     /// Recompute the checksum of a superblock image in place.
     static func seal(_ p: UnsafeMutableRawPointer) {
-        let c = CRC32C.checksum(p, checkedBytes, skippingFieldAt: oChecksum)
+        let c = checksum(p)
         p.storeBytes(of: c.littleEndian, toByteOffset: oChecksum, as: UInt32.self)
+    }
+
+    /// CRC32C of a superblock image with the checksum, state and mount count taken as zero.
+    static func checksum(_ p: UnsafeRawPointer) -> UInt32 {
+        withUnsafeTemporaryAllocation(byteCount: checkedBytes, alignment: 64) { buf in
+            let q = buf.baseAddress!
+            q.copyMemory(from: p, byteCount: checkedBytes)
+            st32(q, oState, 0); st32(q, oChecksum, 0); st64(q, oMountCount, 0)
+            return CRC32C.checksum(q, checkedBytes)
+        }
+    }
+
+    /// Keep a copy of the geometry (state clean, no orphans) in the journal header block `jp`, with
+    /// its own CRC32C after it. Only `metafs fsck --repair` reads it (a zeroed or damaged superblock).
+    func writeBackup(into jp: UnsafeMutableRawPointer) {
+        var copy = self
+        copy.state = Layout.stateClean; copy.orphanHead = 0; copy.mountCount = 0
+        let q = jp + Superblock.oBackup
+        copy.encodeHeader(into: q)
+        st32(q, Superblock.headerBytes, CRC32C.checksum(q, Superblock.headerBytes))
+    }
+
+    /// The geometry backup in the journal header block, if it is intact.
+    static func readBackup(_ jp: UnsafeRawPointer, fileSize: UInt64) throws(StoreError) -> Superblock {
+        let q = jp + oBackup
+        guard ld32(q, headerBytes) == CRC32C.checksum(q, headerBytes) else {
+            throw .corrupt("the superblock backup in the journal header block is damaged too")
+        }
+        // The backup holds only the header: rebuild a full block to decode it.
+        return try withUnsafeTemporaryAllocation(byteCount: Layout.blockSize, alignment: 64) { (buf) throws(StoreError) -> Superblock in
+            let p = buf.baseAddress!
+            memset(p, 0, Layout.blockSize)
+            p.copyMemory(from: q, byteCount: headerBytes)
+            seal(p)
+            return try decode(UnsafeRawPointer(p), fileSize: fileSize)
+        }
     }
 
     /// Decode and validate a superblock image; `fileSize` is the store file's actual size.
@@ -137,7 +185,7 @@ struct Superblock: Equatable {
         let version = u32(oVersion)
         guard version == Layout.version else { throw .corrupt("unsupported store version \(version) (expected \(Layout.version))") }
         let stored = u32(oChecksum)
-        let computed = CRC32C.checksum(p, checkedBytes, skippingFieldAt: oChecksum)
+        let computed = checksum(p)
         guard stored == computed else {
             throw .corrupt("superblock checksum mismatch (stored 0x\(String(stored, radix: 16)), computed 0x\(String(computed, radix: 16)))")
         }
@@ -151,9 +199,29 @@ struct Superblock: Equatable {
                             dataStart: u64(oDataStart), state: u32(oState), orphanHead: u64(oOrphanHead),
                             createdSeconds: Int64(bitPattern: u64(oCreated)), mountCount: u64(oMountCount))
         if actual != sb.fileSize {
-            throw .corrupt("store file is \(actual) bytes, superblock says \(sb.fileSize)")
+            throw .corrupt(actual < sb.fileSize ? "store file is truncated: \(actual) bytes, the superblock says \(sb.fileSize)"
+                                                : "store file is \(actual) bytes, the superblock says \(sb.fileSize)")
         }
         try sb.validateGeometry()
+        guard sb.state == Layout.stateClean || sb.state == Layout.stateMounted else {
+            throw .corrupt("superblock state field holds an impossible value \(sb.state)")
+        }
+        return sb
+    }
+
+    /// The geometry of a superblock whose checksum does not match (a torn in-place write, to be
+    /// repaired by the journal): the static fields, if they are consistent with the file.
+    static func decodeUnverified(_ p: UnsafeRawPointer, fileSize actual: UInt64) -> Superblock? {
+        func u64(_ o: Int) -> UInt64 { ld64(p, o) }
+        guard u64(oMagic) == Layout.magic, ld32(p, oVersion) == Layout.version, ld32(p, oBlockSize) == UInt32(Layout.blockSize) else { return nil }
+        let sb = Superblock(fileSize: u64(oFileSize), totalBlocks: u64(oTotalBlocks), inodeCount: u64(oInodeCount),
+                            journalStart: u64(oJournalStart), journalBlocks: u64(oJournalBlocks),
+                            inodeBitmapStart: u64(oIBStart), inodeBitmapBlocks: u64(oIBBlocks),
+                            blockBitmapStart: u64(oBBStart), blockBitmapBlocks: u64(oBBBlocks),
+                            inodeTableStart: u64(oITStart), inodeTableBlocks: u64(oITBlocks),
+                            dataStart: u64(oDataStart), state: Layout.stateMounted, orphanHead: 0,
+                            createdSeconds: Int64(bitPattern: u64(oCreated)), mountCount: 0)
+        guard sb.fileSize == actual, (try? sb.validateGeometry()) != nil else { return nil }
         return sb
     }
 

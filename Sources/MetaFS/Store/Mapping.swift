@@ -57,6 +57,8 @@ final class Mapping: @unchecked Sendable {
     let length: Int
     /// Called with every persisted range (issue 6's persisted-image mode hooks in here).
     var persistObserver: ((_ offset: Int, _ length: Int) -> Void)?
+    /// Persisted-image mode: the image persistent memory would hold, updated here and only here.
+    var persistedImage: PersistedImage?
     private let persists = Atomic<UInt64>(0)
     private let bytes = Atomic<UInt64>(0)
     private(set) var unmapped = false
@@ -90,6 +92,7 @@ final class Mapping: @unchecked Sendable {
         if msync(base + start, end - start, MS_SYNC) != 0 {
             throw .system("msync of store bytes \(start)..<\(end)")
         }
+        persistedImage?.record(base, offset: offset, length: length)
         persistObserver?(offset, length)
     }
 

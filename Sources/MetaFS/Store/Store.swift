@@ -46,6 +46,8 @@ public final class Store: @unchecked Sendable {
     public internal(set) var recovered = false
     /// What open did to recover: journal blocks replayed, orphans freed.
     public internal(set) var recoveryNotes: [String] = []
+    /// Repairs made by a tolerant open (fsck --repair).
+    var openRepairs = 0
 
     /// Test hook: make the next commit stop ("crash") at this point. The store is then unusable;
     /// call `simulateCrash()` and open the file again.
@@ -92,6 +94,7 @@ public final class Store: @unchecked Sendable {
         let mapping = try Mapping(fd: fd, length: Int(sb.fileSize))
         sb.encode(into: mapping.block(0))
         JournalHeader.write(mapping.block(sb.journalStart), sequence: 1)
+        sb.writeBackup(into: mapping.block(sb.journalStart))
         // Inode bitmap: 0 (reserved) and 1 (root).
         mapping.block(sb.inodeBitmapStart).storeBytes(of: 0b11, as: UInt8.self)
         // Block bitmap: every metadata block.
@@ -125,6 +128,12 @@ public final class Store: @unchecked Sendable {
     /// Open a store: validate the superblock, replay the journal, rebuild the allocators from the
     /// bitmaps and free the inodes left on the orphan list. Errors name what is wrong.
     public static func open(path: String) throws(StoreError) -> Store {
+        try open(path: path, tolerant: false, repair: false)
+    }
+
+    /// `tolerant` (fsck): bitmap checksum mismatches and a damaged orphan list do not stop the
+    /// open (the check names them); with `repair`, a damaged journal is reset.
+    static func open(path: String, tolerant: Bool, repair: Bool) throws(StoreError) -> Store {
         let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
@@ -133,8 +142,16 @@ public final class Store: @unchecked Sendable {
         }
         var ok = false
         defer { if !ok { Glibc.close(fd) } }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            throw StoreError(EBUSY, "store file \(path) is in use by another process (it is locked)")
+        // The lock can be held for a moment after its owner closed the store: a child forked
+        // (posix_spawn) by any thread of the owner's process shares the descriptor until it execs.
+        // So a busy lock is retried briefly before the store is called in use.
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            attempts += 1
+            guard errno == EWOULDBLOCK, attempts < 100 else {
+                throw StoreError(EBUSY, "store file \(path) is in use by another process (it is locked)")
+            }
+            usleep(10_000)
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .system("cannot stat store file \(path)") }
@@ -146,16 +163,35 @@ public final class Store: @unchecked Sendable {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: Layout.blockSize, alignment: 64)
         defer { buffer.deallocate() }
         guard pread(fd, buffer, Layout.blockSize, 0) == Layout.blockSize else { throw .system("cannot read the superblock of \(path)") }
-        var sb = try Superblock.decode(buffer, fileSize: size)
+        var sb: Superblock
+        do {
+            sb = try Superblock.decode(buffer, fileSize: size)
+        } catch {
+            // A checkpoint of a journaled superblock torn by a crash: its geometry is intact and
+            // the journal still holds the whole block, so replay first and decode again below.
+            guard error.message.hasPrefix("superblock checksum mismatch"),
+                  let geometry = Superblock.decodeUnverified(buffer, fileSize: size) else { throw error }
+            sb = geometry
+        }
         let mapping = try Mapping(fd: fd, length: Int(sb.fileSize))
         // Replay before anything reads metadata.
         let probe = Store(path: path, sb: sb, mapping: mapping)
         probe.closed = true   // not a usable store: its allocators predate the replay
-        let replayed = try probe.replayJournal()
+        var replayed = 0
+        var notes: [String] = []
+        do {
+            replayed = try probe.replayJournal()
+        } catch {
+            guard repair else { throw error }
+            try probe.resetJournal()
+            notes.append("journal reset (\(error.message)); its last transaction is lost")
+        }
         // The superblock may have been replayed: read it again.
         sb = try Superblock.decode(mapping.block(0), fileSize: size)
-        try sb.verifyBitmaps(superblock: mapping.block(0)) { UnsafeRawPointer(mapping.block($0)) }
+        if !tolerant { try sb.verifyBitmaps(superblock: mapping.block(0)) { UnsafeRawPointer(mapping.block($0)) } }
         let store = Store(path: path, sb: sb, mapping: mapping)
+        store.recoveryNotes = notes
+        store.openRepairs = notes.count
         store.nextSequence = probe.nextSequence
         store.recovered = sb.state != Layout.stateClean || replayed > 0
         if sb.state != Layout.stateClean { store.recoveryNotes.append("store was not closed cleanly") }
@@ -166,7 +202,11 @@ public final class Store: @unchecked Sendable {
         st64(p, Superblock.oMountCount, ld64(p, Superblock.oMountCount) &+ 1)
         Superblock.seal(p)
         try mapping.persistBlocks(0, count: 1)
-        try store.processOrphans()
+        if tolerant {
+            do { try store.processOrphans() } catch { store.recoveryNotes.append("orphan list not processed: \(error.message)") }
+        } else {
+            try store.processOrphans()
+        }
         ok = true
         return store
     }
@@ -309,12 +349,22 @@ public final class Store: @unchecked Sendable {
         return (r.start, generation == 0 ? 1 : generation)
     }
 
-    /// Reserve up to `count` contiguous data blocks near `goal` (0: anywhere); at least one.
+    /// Blocks file data may not take, so that commits can still allocate metadata blocks
+    /// (directory leaves and index, extent overflow, xattr and symlink blocks) when data has filled
+    /// the store: without it an acknowledged create could never commit.
+    public var metadataReserveBlocks: UInt64 { min(256, max(8, (sb.totalBlocks - sb.dataStart) / 64)) }
+
+    /// Reserve up to `count` contiguous data blocks near `goal` (0: anywhere); at least one. ENOSPC
+    /// when only the metadata reserve is left.
     public func allocateBlocks(count: Int, goal: UInt64) throws(StoreError) -> (start: UInt64, count: Int) {
         try checkUsable()
         guard count >= 1 else { throw .invalid("allocateBlocks(count: \(count))") }
-        guard let r = blockAllocator.withLock({ $0.allocate(count: count, goal: goal == 0 ? nil : goal) }) else {
-            throw .noSpace("no free data blocks (all \(sb.totalBlocks - sb.dataStart) in use)")
+        let reserve = metadataReserveBlocks
+        guard let r = blockAllocator.withLock({ (a: inout BitAllocator) -> (start: UInt64, count: Int)? in
+            guard a.free > reserve else { return nil }
+            return a.allocate(count: min(count, Int(a.free - reserve)), goal: goal == 0 ? nil : goal)
+        }) else {
+            throw .noSpace("no free data blocks (all \(sb.totalBlocks - sb.dataStart) in use, \(reserve) kept for metadata)")
         }
         return r
     }

@@ -62,6 +62,16 @@ extension MetaView {
     }
 }
 
+extension Store {
+    /// Whether a set of xattrs fits the one xattr block an inode has (`setXattrs` fails with
+    /// ENOSPC otherwise): callers check first rather than fail a whole commit.
+    public static func xattrsFit(_ xattrs: [(name: [UInt8], value: [UInt8])]) -> Bool {
+        var need = BlockHeader.size
+        for x in xattrs { need += XattrFormat.entryHeader + x.name.count + x.value.count }
+        return need <= Layout.blockSize
+    }
+}
+
 extension StoreTransaction {
     func writeXattrs(_ ino: UInt64, _ xattrs: [(name: [UInt8], value: [UInt8])]) throws(StoreError) {
         var raw = try inode(ino)

@@ -1,0 +1,143 @@
+// The inode cache's shrinker.
+//
+// An inode is freeable when nothing pins it (no dentry names it in the cache, no open file), it
+// is clean, it has no dirty extents and no I/O is in flight on it; freeing it frees its cached
+// extents too. lru: per shard from the LRU tail with a second chance for referenced inodes;
+// page: PageSelection over the inode slabs; hybrid: lru, page-aware as for dentries. Most inodes
+// are pinned by their dentries, so the inode shrinker frees what the dentry shrinker unpinned.
+
+final class InodeShrinker: Shrinker, @unchecked Sendable {
+    let cache: InodeCache
+
+    init(cache: InodeCache) {
+        self.cache = cache
+        super.init(name: "inode", slab: cache.slab)
+    }
+
+    override func count(_ sc: ScanControl) -> ShrinkerCount {
+        let live = slab.figures.liveObjects
+        let pinned = slab.total(.pinned)
+        let dirty = sc.collectsDirty ? 0 : slab.total(.dirty)
+        return ShrinkerCount(objects: max(0, live - pinned - dirty),
+                             pages: PageSelection.freeablePages(slab, allowDirty: sc.collectsDirty))
+    }
+
+    override func scanObjects(_ sc: ScanControl) -> ScanResult {
+        switch sc.policy {
+        case .page:
+            return PageSelection.shrink(slab, sc) { h, r in cache.evict(handle: h, sc, &r) }
+        case .lru, .hybrid:
+            var r = ScanResult()
+            var pages: [Int] = []
+            roundRobin(shards: cache.shards.count, total: sc.nrToScan) { i, n in
+                let before = r.scanned
+                let ran = cache.scanLRU(shard: i, limit: n, sc, &r, pagesToEmpty: &pages)
+                for p in pages where slab.claim(slab: p) {
+                    PageSelection.evictSlab(slab, p, &r) { h, rr in cache.evict(handle: h, sc, &rr) }
+                    slab.unclaim(slab: p)
+                }
+                pages.removeAll(keepingCapacity: true)
+                return (ran ? r.scanned - before : 0, sc.pagesWanted > 0 && r.freedPages >= sc.pagesWanted)
+            }
+            return r
+        }
+    }
+
+    override func evictHandles(_ handles: [UInt32], _ sc: ScanControl) -> ScanResult {
+        var r = ScanResult()
+        for h in handles { cache.evict(handle: h, sc, &r) }
+        return r
+    }
+}
+
+extension InodeCache {
+    /// Why an inode cannot go now (nil: it can).
+    private enum Keep { case pinned, dirty, io }
+
+    private func keep(_ h: UInt32) -> Keep? {
+        let r = ref(h)
+        if r.header.pins > 0 { return .pinned }
+        if r.header.has(ObjectFlag.dirty) || r.dirtyExtents > 0 { return .dirty }
+        if ioBusy(r.ino) { return .io }
+        return nil
+    }
+
+    /// One batch of an LRU scan of shard `i` (try-lock). Returns false if the shard was busy.
+    func scanLRU(shard i: Int, limit: Int, _ sc: ScanControl, _ r: inout ScanResult, pagesToEmpty: inout [Int]) -> Bool {
+        let ran = shards.withLockIfAvailable(i) { s -> Bool in
+            shards.writeBegin(i)
+            defer { shards.writeEnd(i) }
+            var cur = s.lru.tail
+            var visited = 0
+            let budget = min(limit, s.lru.count)
+            while cur != nilHandle && visited < budget {
+                let before = s.lru.prev(of: cur, slab, .lru)
+                visited += 1
+                r.scanned += 1
+                let referenced = slab.header(cur).has(ObjectFlag.referenced)
+                    && !(sc.policy == .hybrid && slab.racyLive(slab: slab.slabIndex(cur)) == 1)
+                switch keep(cur) {
+                case .pinned:
+                    r.skippedPinned += 1
+                    s.lru.moveToFront(cur, slab, .lru)
+                case .io:
+                    r.skippedIO += 1
+                    s.lru.moveToFront(cur, slab, .lru)
+                case .dirty where !referenced:
+                    r.dirty(cur, sc)
+                    s.lru.moveToFront(cur, slab, .lru)
+                case .dirty, nil:
+                    if referenced {
+                        slab.clearReferenced(cur)
+                        r.skippedReferenced += 1
+                        s.lru.moveToFront(cur, slab, .lru)
+                    } else {
+                        let page = slab.slabIndex(cur)
+                        let (_, pages) = destroyCounting(&s, cur)
+                        r.freedObjects += 1
+                        r.freedPages += pages
+                        if sc.policy == .hybrid {
+                            let left = slab.racyLive(slab: page)
+                            if left > 0 && left * 4 <= slab.objectsPerSlab && !pagesToEmpty.contains(page) {
+                                pagesToEmpty.append(page)
+                            }
+                        }
+                    }
+                }
+                cur = before
+            }
+            return true
+        }
+        if ran == nil { r.lockBusy += 1; return false }
+        return true
+    }
+
+    /// Evicts inode record `h` if it is still hashed and freeable (referenced or not), verified
+    /// under its shard lock (try-lock): its inode number, read racily, must lead back to `h`.
+    func evict(handle h: UInt32, _ sc: ScanControl, _ r: inout ScanResult) {
+        guard slab.isValidHandle(h) else { return }
+        let ino = ref(h).ino
+        let hv = hash(ino)
+        let si = shardIndex(hv)
+        enum Outcome { case gone, keep(Keep), evicted(Int) }
+        guard let outcome = shards.withLockIfAvailable(si, { s -> Outcome in
+            guard find(&s, ino, hv) == h else { return .gone }
+            if let k = keep(h) { return .keep(k) }
+            shards.writeBegin(si)
+            defer { shards.writeEnd(si) }
+            return .evicted(destroyCounting(&s, h).pages)
+        }) else {
+            r.lockBusy += 1
+            return
+        }
+        switch outcome {
+        case .gone: break
+        case .keep(.pinned): r.skippedPinned += 1
+        case .keep(.io): r.skippedIO += 1
+        case .keep(.dirty): r.dirty(h, sc)
+        case .evicted(let pages):
+            r.freedObjects += 1
+            r.freedPages += pages
+        }
+    }
+}
