@@ -12,54 +12,17 @@
 // Evicting a dentry releases its pins on its inode and its parent's dentry; those become
 // freeable for the inode shrinker and a later dentry scan.
 
-final class DentryShrinker: Shrinker, @unchecked Sendable {
-    let cache: DentryCache
-
+final class DentryShrinker: CacheShrinker<DentryCache>, @unchecked Sendable {
     init(cache: DentryCache) {
-        self.cache = cache
-        super.init(name: "dentry", slab: cache.slab)
+        super.init(name: "dentry", cache: cache)
     }
 
     override var relocatedCount: UInt64 { cache.relocated.load(ordering: .relaxed) }
-
-    override func count(_ sc: ScanControl) -> ShrinkerCount {
-        let live = slab.figures.liveObjects
-        let pinned = slab.total(.pinned)
-        let dirty = sc.collectsDirty ? 0 : slab.total(.dirty)
-        return ShrinkerCount(objects: max(0, live - pinned - dirty),
-                             pages: PageSelection.freeablePages(slab, allowDirty: sc.collectsDirty))
-    }
-
-    override func scanObjects(_ sc: ScanControl) -> ScanResult {
-        switch sc.policy {
-        case .page:
-            return PageSelection.shrink(slab, sc) { h, r in cache.evict(handle: h, sc, &r) }
-        case .lru, .hybrid:
-            var r = ScanResult()
-            var pages: [Int] = []
-            roundRobin(shards: cache.shards.count, total: sc.nrToScan) { i, n in
-                let before = r.scanned
-                let busy = !cache.scanLRU(shard: i, limit: n, sc, &r, pagesToEmpty: &pages)
-                for p in pages where slab.claim(slab: p) {
-                    PageSelection.evictSlab(slab, p, &r) { h, rr in cache.evict(handle: h, sc, &rr) }
-                    slab.unclaim(slab: p)
-                }
-                pages.removeAll(keepingCapacity: true)
-                let done = sc.pagesWanted > 0 && r.freedPages >= sc.pagesWanted
-                return (busy ? 0 : r.scanned - before, done)
-            }
-            return r
-        }
-    }
-
-    override func evictHandles(_ handles: [UInt32], _ sc: ScanControl) -> ScanResult {
-        var r = ScanResult()
-        for h in handles { cache.evict(handle: h, sc, &r) }
-        return r
-    }
 }
 
-extension DentryCache {
+extension DentryCache: ShrinkableCache {
+    var shardCount: Int { shards.count }
+
     /// One batch of an LRU scan of shard `i` (try-lock). Returns false if the shard was busy.
     /// Hybrid: slabs left nearly empty by an eviction go into `pagesToEmpty`.
     func scanLRU(shard i: Int, limit: Int, _ sc: ScanControl, _ r: inout ScanResult, pagesToEmpty: inout [Int]) -> Bool {

@@ -6,51 +6,15 @@
 // page: PageSelection over the inode slabs; hybrid: lru, page-aware as for dentries. Most inodes
 // are pinned by their dentries, so the inode shrinker frees what the dentry shrinker unpinned.
 
-final class InodeShrinker: Shrinker, @unchecked Sendable {
-    let cache: InodeCache
-
+final class InodeShrinker: CacheShrinker<InodeCache>, @unchecked Sendable {
     init(cache: InodeCache) {
-        self.cache = cache
-        super.init(name: "inode", slab: cache.slab)
-    }
-
-    override func count(_ sc: ScanControl) -> ShrinkerCount {
-        let live = slab.figures.liveObjects
-        let pinned = slab.total(.pinned)
-        let dirty = sc.collectsDirty ? 0 : slab.total(.dirty)
-        return ShrinkerCount(objects: max(0, live - pinned - dirty),
-                             pages: PageSelection.freeablePages(slab, allowDirty: sc.collectsDirty))
-    }
-
-    override func scanObjects(_ sc: ScanControl) -> ScanResult {
-        switch sc.policy {
-        case .page:
-            return PageSelection.shrink(slab, sc) { h, r in cache.evict(handle: h, sc, &r) }
-        case .lru, .hybrid:
-            var r = ScanResult()
-            var pages: [Int] = []
-            roundRobin(shards: cache.shards.count, total: sc.nrToScan) { i, n in
-                let before = r.scanned
-                let ran = cache.scanLRU(shard: i, limit: n, sc, &r, pagesToEmpty: &pages)
-                for p in pages where slab.claim(slab: p) {
-                    PageSelection.evictSlab(slab, p, &r) { h, rr in cache.evict(handle: h, sc, &rr) }
-                    slab.unclaim(slab: p)
-                }
-                pages.removeAll(keepingCapacity: true)
-                return (ran ? r.scanned - before : 0, sc.pagesWanted > 0 && r.freedPages >= sc.pagesWanted)
-            }
-            return r
-        }
-    }
-
-    override func evictHandles(_ handles: [UInt32], _ sc: ScanControl) -> ScanResult {
-        var r = ScanResult()
-        for h in handles { cache.evict(handle: h, sc, &r) }
-        return r
+        super.init(name: "inode", cache: cache)
     }
 }
 
-extension InodeCache {
+extension InodeCache: ShrinkableCache {
+    var shardCount: Int { shards.count }
+
     /// Why an inode cannot go now (nil: it can).
     private enum Keep { case pinned, dirty, io }
 
