@@ -240,13 +240,7 @@ struct OrphanState {
 /// commit): ENOENT from the store then means "nothing there", which is `missing`.
 @inline(__always)
 func ioUncommitted<T>(_ missing: T, _ body: () throws(StoreError) -> T) throws(FSError) -> T {
-    do {
-        return try body()
-    } catch where error.errno == ENOENT {
-        return missing
-    } catch {
-        throw FSError(error.errno)
-    }
+    try io { () throws(StoreError) -> T in try ioUncommittedStore(missing, body) }
 }
 
 /// `ioUncommitted` for callers that stay in StoreError.
