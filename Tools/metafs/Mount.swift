@@ -25,6 +25,8 @@ struct Mount: ParsableCommand {
     var allowOther = false
     @Option(name: .customShort("o"), help: ArgumentHelp("Options passed on to FUSE (comma separated; may repeat).", valueName: "opts")) var fuseOptions: [String] = []
     @Option(help: "Maximum number of FUSE worker threads (2 measured best on a 2-core machine: docs/PERFORMANCE.md).") var threads = 2
+    @Option(help: "Microseconds a FUSE worker polls for the next request before it sleeps (0: libfuse's own loop; docs/PERFORMANCE.md).")
+    var spinUs = 50
     @Option(help: "Seconds the kernel may cache names (0: exercise mode).") var entryTimeout: Double = 0
     @Option(help: "Seconds the kernel may cache attributes (0: exercise mode).") var attrTimeout: Double = 0
     @Flag(help: "Let the kernel cache file data (no direct_io); needed for mmap with libfuse 3.14.") var noDirectIO = false
@@ -50,6 +52,7 @@ struct Mount: ParsableCommand {
 
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be 1...1024") }
+        guard spinUs >= 0 && spinUs <= 1_000_000 else { throw ValidationError("--spin-us must be 0...1000000") }
         guard entryTimeout >= 0, attrTimeout >= 0 else { throw ValidationError("timeouts must not be negative") }
         guard flushInterval > 0 else { throw ValidationError("--flush-interval must be positive") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
@@ -113,6 +116,7 @@ struct Mount: ParsableCommand {
         o.directIO = !noDirectIO
         o.allowOther = allowOther
         o.maxThreads = threads
+        o.spinMicroseconds = spinUs
         o.extraOptions = fuseOptions
         o.debug = debug
         return o
@@ -198,7 +202,7 @@ struct Mount: ParsableCommand {
         let logPath = Support.absolutePath(log ?? store + ".log")
         // Same arguments (paths made absolute), plus --foreground.
         var args = [exe, "mount", store, mountpoint, "--foreground"]
-        args += ["--threads", "\(threads)", "--entry-timeout", "\(entryTimeout)", "--attr-timeout", "\(attrTimeout)",
+        args += ["--threads", "\(threads)", "--spin-us", "\(spinUs)", "--entry-timeout", "\(entryTimeout)", "--attr-timeout", "\(attrTimeout)",
                  "--flush-interval", "\(flushInterval)"]
         if allowOther { args.append("--allow-other") }
         if noDirectIO { args.append("--no-direct-io") }

@@ -34,4 +34,8 @@ static inline int cfuse_s_islnk(mode_t m) { return S_ISLNK(m); }
 int cfuse_crc32c_hw_available(void);
 uint32_t cfuse_crc32c_hw(uint32_t crc, const void *p, size_t n);
 
+/// Serves requests on `threads` workers until unmount or fuse_session_exit; a worker polls for
+/// the next request for up to `spin_ns` before it sleeps (SessionLoop.c). Returns 0 or -errno.
+int cfuse_session_loop(struct fuse_session *se, unsigned threads, long spin_ns);
+
 #endif

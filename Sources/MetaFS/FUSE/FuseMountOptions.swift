@@ -14,9 +14,12 @@ public struct FuseMountOptions: Sendable, Equatable {
     public var directIO = true
     /// Let users other than the mounting one access the mount (needs user_allow_other for non-root).
     public var allowOther = false
-    /// Maximum number of libfuse worker threads.
+    /// Number of worker threads (with `spinMicroseconds` 0: libfuse's maximum).
     public var maxThreads = 2
-    /// Use a cloned /dev/fuse descriptor per worker thread.
+    /// How long a worker polls /dev/fuse for the next request before it sleeps in read(2)
+    /// (Sources/CFuse/SessionLoop.c). 0: libfuse's own multi-threaded loop, which sleeps at once.
+    public var spinMicroseconds = 50
+    /// Use a cloned /dev/fuse descriptor per worker thread (libfuse's loop only: spin 0).
     public var cloneFD = true
     /// Largest write request, in bytes (libfuse caps it to its buffer: 1 MiB with 4 KiB pages).
     public var maxWrite = 1 << 20

@@ -9,7 +9,7 @@ public struct FuseSessionError: Error, CustomStringConvertible, Sendable {
 }
 
 /// One mounted metafs: a libfuse low-level session over a file system, served by a
-/// multi-threaded loop. Typical use (the `metafs mount --foreground` daemon):
+/// multi-threaded loop (metafs's spinning loop, or libfuse's with `spinMicroseconds` 0). Typical use (the `metafs mount --foreground` daemon):
 ///
 ///     let session = try FuseSession(fileSystem: fs, mountpoint: mnt, options: opts)
 ///     session.installSignalHandlers()   // SIGINT/SIGTERM/SIGHUP end the loop
@@ -116,12 +116,18 @@ public final class FuseSession: @unchecked Sendable {
     public func run() -> Int32 {
         precondition(!finished, "FuseSession.run called twice")
         finished = true
-        let cfg = fuse_loop_cfg_create()
-        fuse_loop_cfg_set_max_threads(cfg, UInt32(max(1, loop.maxThreads)))
-        fuse_loop_cfg_set_clone_fd(cfg, loop.cloneFD ? 1 : 0)
-        if let idle = loop.maxIdleThreads { fuse_loop_cfg_set_idle_threads(cfg, UInt32(idle)) }
-        let rc = fuse_session_loop_mt(session, cfg)
-        fuse_loop_cfg_destroy(cfg)
+        let rc: Int32
+        if options.spinMicroseconds > 0 {
+            // metafs's loop: a worker polls for the next request before it sleeps (SessionLoop.c).
+            rc = cfuse_session_loop(session, UInt32(max(1, loop.maxThreads)), options.spinMicroseconds * 1000)
+        } else {
+            let cfg = fuse_loop_cfg_create()
+            fuse_loop_cfg_set_max_threads(cfg, UInt32(max(1, loop.maxThreads)))
+            fuse_loop_cfg_set_clone_fd(cfg, loop.cloneFD ? 1 : 0)
+            if let idle = loop.maxIdleThreads { fuse_loop_cfg_set_idle_threads(cfg, UInt32(idle)) }
+            rc = fuse_session_loop_mt(session, cfg)
+            fuse_loop_cfg_destroy(cfg)
+        }
         // No request is being served any more: write back while the mount still exists, so that a
         // process waiting on the mount sees the data once it is gone.
         context.shutdownOnce()
