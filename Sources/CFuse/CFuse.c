@@ -1,7 +1,7 @@
-// CFuse is a header-only shim for libfuse (see include/CFuse.h); SwiftPM needs one C source file
-// to build the target. The one piece of logic here is the hardware CRC32C the store uses for its
-// checksums: Swift has no access to the SSE4.2 crc32 instruction, and the table-driven CRC cost
-// about 2 us per 4 KiB metadata block verified on a cache miss (docs/PERFORMANCE.md).
+// The hardware CRC32C the store uses for its checksums (the rest of the shim is include/CFuse.h
+// and the request loop, SessionLoop.c). Swift has no access to the SSE4.2 crc32 instruction, and
+// the table-driven CRC cost about 2 us per 4 KiB metadata block verified on a cache miss
+// (docs/PERFORMANCE.md).
 #include "CFuse.h"
 #include <stdint.h>
 #include <string.h>

@@ -1,6 +1,7 @@
-// CFuse: the C shim between libfuse3's low-level API and Swift. No logic lives here: only the
-// version define (which must be in the header to reach Swift's importer), the includes, and
-// static inline wrappers for the few function-like macros Swift cannot import.
+// CFuse: the C shim between libfuse3's low-level API and Swift: the version define (which must be
+// in the header to reach Swift's importer), the includes, static inline wrappers for the few
+// function-like macros Swift cannot import, and two pieces that need C: the request loop
+// (SessionLoop.c) and the SSE4.2 CRC32C (CFuse.c).
 #ifndef CFUSE_H
 #define CFUSE_H
 
