@@ -535,6 +535,25 @@ public final class DentryCache: @unchecked Sendable {
         return n
     }
 
+    /// Whether a dirty positive dentry names something in directory `parent`: a name made (or
+    /// re-pointed) since the last commit, which the store may not have yet. A walk of every
+    /// shard's dirty list, for rmdir's emptiness check (FileSystem.isEmptyDirectory).
+    public func hasDirtyEntry(in parent: UInt64) -> Bool {
+        for i in 0..<shards.count {
+            let found = shards.withLock(i) { s -> Bool in
+                var h = s.dirty.head
+                while h != nilHandle {
+                    let d = ref(h)
+                    if d.parent == parent && d.ino != 0 { return true }
+                    h = s.dirty.next(of: h, slab, .dirty)
+                }
+                return false
+            }
+            if found { return true }
+        }
+        return false
+    }
+
     /// Up to `limit` dirty dentries (oldest first per shard) copied out and marked clean.
     /// Negative dirty dentries are removals.
     public func takeDirty(limit: Int) -> [DirtyDentry] {

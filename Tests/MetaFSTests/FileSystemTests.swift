@@ -123,6 +123,61 @@ import Testing
         #expect(try f.lookup(dir, max).ino == maxFile)
     }
 
+    /// rmdir (and rename over a directory) decide emptiness from the store and the dirty
+    /// dentries, without committing: names removed since the last commit do not count, names
+    /// made since do.
+    @Test func emptinessSeesUncommittedNamesWithoutACommit() throws {
+        let f = try Fixture()
+        func rmdir(_ parent: UInt64, _ name: String) -> Int32 {
+            f.errno { try name.withBytes { n throws(FSError) in try f.fs.rmdir(parent: parent, name: n) } }
+        }
+        func unlink(_ parent: UInt64, _ name: String) throws {
+            try name.withBytes { n throws(FSError) in try f.fs.unlink(parent: parent, name: n) }
+        }
+        func rename(_ from: String, _ to: String, in parent: UInt64) -> Int32 {
+            f.errno {
+                try from.withBytes { a throws(FSError) in
+                    try to.withBytes { b throws(FSError) in try f.fs.rename(parent: parent, name: a, newParent: parent, newName: b, flags: 0) }
+                }
+            }
+        }
+        func commits() -> UInt64 { f.fs.statistics().commits }
+
+        // Committed entries, removed one by one.
+        let d = try f.mkdir(1, "d")
+        for name in ["a", "b"] { let (ino, fh) = try f.create(d, name); f.fs.release(ino, fh: fh) }
+        let g = try f.mkdir(1, "g")
+        let (y, yfh) = try f.create(g, "y"); f.fs.release(y, fh: yfh)
+        let h = try f.mkdir(1, "h")
+        let (z, zfh) = try f.create(h, "z"); f.fs.release(z, fh: zfh)
+        try f.fs.sync()
+        try unlink(d, "a")
+        let before = commits()
+        #expect(rmdir(1, "d") == ENOTEMPTY, "b is still in the store and not removed")
+        try unlink(d, "b")
+        #expect(rmdir(1, "d") == 0)
+        // A name made since the commit, in a directory made since the commit.
+        let e = try f.mkdir(1, "e")
+        let (x, xfh) = try f.create(e, "x"); f.fs.release(x, fh: xfh)
+        #expect(rmdir(1, "e") == ENOTEMPTY)
+        try unlink(e, "x")
+        #expect(rmdir(1, "e") == 0)
+        // A committed name renamed within its directory: the old name negated, the new one dirty.
+        #expect(rename("y", "y2", in: g) == 0)
+        #expect(rmdir(1, "g") == ENOTEMPTY)
+        // rename over a directory checks the same way.
+        _ = try f.mkdir(1, "k")
+        #expect(rename("k", "h", in: 1) == ENOTEMPTY)
+        try unlink(h, "z")
+        #expect(rename("k", "h", in: 1) == 0)
+        #expect(commits() == before, "no emptiness check committed")
+
+        try f.reopen()
+        #expect(try f.names(1).sorted() == [".", "..", "g", "h"])
+        #expect(try f.names(f.lookup(1, "g").ino).sorted() == [".", "..", "y2"])
+        #expect(try f.names(f.lookup(1, "h").ino).sorted() == [".", ".."])
+    }
+
     @Test func renameReplaceNoReplaceAndExchange() throws {
         let f = try Fixture()
         let a = try f.create(1, "a"), b = try f.create(1, "b")

@@ -190,13 +190,19 @@ extension FileSystem {
         try modifyInode(ino) { $0.mtime = t; $0.ctime = t }
     }
 
-    /// Whether a directory has no entries. Uncommitted entries are only in the dentry cache, so
-    /// they are committed first and the store answers.
+    /// Whether a directory has no entries, without a commit (exclusive lock held, so the dirty
+    /// dentries are the whole difference between the namespace and the store). A name made since
+    /// the last commit is a dirty positive dentry; a name removed since then is still in the
+    /// store, under a negative dentry (dirty, so never evicted). So the directory is empty when
+    /// no dirty positive dentry is in it and every name the store lists is negated in the cache:
+    /// `rm -r` removes a directory's files and then the directory, all in one batch.
     func isEmptyDirectory(_ ino: UInt64) throws(FSError) -> Bool {
-        if cache.dentries.dirtyCount > 0 { try commitLocked() }
+        if cache.dentries.hasDirtyEntry(in: ino) { return false }
         var empty = true
-        try io { () throws(StoreError) in
-            try store.readDirectory(ino, after: 0) { _, _, _, _ in
+        // A directory made since the last commit is not in the store yet: it lists nothing.
+        try ioUncommitted(()) { () throws(StoreError) in
+            try store.readDirectory(ino, after: 0) { name, _, _, _ in
+                if case .negative = cache.dentries.lookup(parent: ino, name: name) { return true }
                 empty = false
                 return false
             }
