@@ -8,6 +8,28 @@ import MetaCache
 enum FuseOperations {
     // MARK: replies
 
+    /// The shape of a handler that answers once: count and time the request, run `body`, and
+    /// send its result with `reply`, or the error it throws. The service time ends before the
+    /// reply is written (FuseStatistics).
+    @inline(__always)
+    static func serve<R>(_ req: fuse_req_t?, _ op: FuseOperation, reply: (fuse_req_t?, FuseContext, R) -> Void,
+                         _ body: (FuseContext) throws(FSError) -> R) {
+        let c = FuseContext.of(req)
+        let t0 = c.stats.begin(op)
+        do throws(FSError) {
+            let result = try body(c)
+            c.stats.end(op, t0)
+            reply(req, c, result)
+        } catch {
+            fail(req, c, op, t0, error)
+        }
+    }
+
+    @inline(__always)
+    static func replyOK(_ req: fuse_req_t?, _ c: FuseContext, _: Void) {
+        fuse_reply_err(req, 0)
+    }
+
     @inline(__always)
     static func fail(_ req: fuse_req_t?, _ c: FuseContext, _ op: FuseOperation, _ t0: UInt64, _ e: FSError) {
         c.stats.end(op, t0)
@@ -86,9 +108,7 @@ enum FuseOperations {
     // MARK: names and attributes
 
     static func lookup(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.lookup)
-        do throws(FSError) {
+        serve(req, .lookup, reply: replyEntry) { c throws(FSError) in
             let n = try fuseName(name)
             let a: InodeAttributes
             if ControlInode.contains(parent) {
@@ -98,10 +118,7 @@ enum FuseOperations {
             } else {
                 a = try c.fs.lookup(parent: parent, name: n)
             }
-            c.stats.end(.lookup, t0)
-            replyEntry(req, c, a)
-        } catch {
-            fail(req, c, .lookup, t0, error)
+            return a
         }
     }
 
@@ -127,31 +144,19 @@ enum FuseOperations {
     }
 
     static func getattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.getattr)
-        do throws(FSError) {
-            let a = ControlInode.contains(ino) ? try c.control.attributes(ino) : try c.fs.getattr(ino)
-            c.stats.end(.getattr, t0)
-            replyAttr(req, c, a)
-        } catch {
-            fail(req, c, .getattr, t0, error)
+        serve(req, .getattr, reply: replyAttr) { c throws(FSError) in
+            ControlInode.contains(ino) ? try c.control.attributes(ino) : try c.fs.getattr(ino)
         }
     }
 
     static func setattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ attr: UnsafeMutablePointer<stat>?, _ toSet: Int32,
                         _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.setattr)
-        do throws(FSError) {
+        serve(req, .setattr, reply: replyAttr) { c throws(FSError) in
             guard let attr else { throw FSError(EINVAL) }
             let changes = StatConversion.changes(from: attr.pointee, toSet: toSet)
-            let a = ControlInode.contains(ino)
+            return ControlInode.contains(ino)
                 ? try c.control.setattr(ino, changes)
                 : try c.fs.setattr(ino, changes, caller: Caller(req))
-            c.stats.end(.setattr, t0)
-            replyAttr(req, c, a)
-        } catch {
-            fail(req, c, .setattr, t0, error)
         }
     }
 
@@ -174,82 +179,50 @@ enum FuseOperations {
     // MARK: creating and removing names
 
     static func mknod(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t, _ rdev: dev_t) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.mknod)
-        do throws(FSError) {
+        serve(req, .mknod, reply: replyEntry) { c throws(FSError) in
             let n = try fuseName(name)
             try checkCreate(parent, n)
-            let a = try c.fs.mknod(parent: parent, name: n, mode: mode, rdev: UInt64(rdev), caller: Caller(req))
-            c.stats.end(.mknod, t0)
-            replyEntry(req, c, a)
-        } catch {
-            fail(req, c, .mknod, t0, error)
+            return try c.fs.mknod(parent: parent, name: n, mode: mode, rdev: UInt64(rdev), caller: Caller(req))
         }
     }
 
     static func mkdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.mkdir)
-        do throws(FSError) {
+        serve(req, .mkdir, reply: replyEntry) { c throws(FSError) in
             let n = try fuseName(name)
             try checkCreate(parent, n)
-            let a = try c.fs.mkdir(parent: parent, name: n, mode: mode | 0o040000, caller: Caller(req))
-            c.stats.end(.mkdir, t0)
-            replyEntry(req, c, a)
-        } catch {
-            fail(req, c, .mkdir, t0, error)
+            return try c.fs.mkdir(parent: parent, name: n, mode: mode | 0o040000, caller: Caller(req))
         }
     }
 
     static func unlink(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.unlink)
-        do throws(FSError) {
+        serve(req, .unlink, reply: replyOK) { c throws(FSError) in
             let n = try fuseName(name)
             try checkRemove(parent, n)
             try c.fs.unlink(parent: parent, name: n)
-            c.stats.end(.unlink, t0)
-            fuse_reply_err(req, 0)
-        } catch {
-            fail(req, c, .unlink, t0, error)
         }
     }
 
     static func rmdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.rmdir)
-        do throws(FSError) {
+        serve(req, .rmdir, reply: replyOK) { c throws(FSError) in
             let n = try fuseName(name)
             try checkRemove(parent, n)
             try c.fs.rmdir(parent: parent, name: n)
-            c.stats.end(.rmdir, t0)
-            fuse_reply_err(req, 0)
-        } catch {
-            fail(req, c, .rmdir, t0, error)
         }
     }
 
     static func symlink(_ req: fuse_req_t?, _ target: UnsafePointer<CChar>?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.symlink)
-        do throws(FSError) {
+        serve(req, .symlink, reply: replyEntry) { c throws(FSError) in
             let n = try fuseName(name)
             try checkCreate(parent, n)
             guard let target else { throw FSError(EINVAL) }
             let t = UnsafeRawBufferPointer(start: UnsafeRawPointer(target), count: strlen(target))
-            let a = try c.fs.symlink(target: t, parent: parent, name: n, caller: Caller(req))
-            c.stats.end(.symlink, t0)
-            replyEntry(req, c, a)
-        } catch {
-            fail(req, c, .symlink, t0, error)
+            return try c.fs.symlink(target: t, parent: parent, name: n, caller: Caller(req))
         }
     }
 
     static func rename(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ newParent: fuse_ino_t,
                        _ newName: UnsafePointer<CChar>?, _ flags: UInt32) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.rename)
-        do throws(FSError) {
+        serve(req, .rename, reply: replyOK) { c throws(FSError) in
             let n = try fuseName(name), nn = try fuseName(newName)
             if ControlInode.contains(parent) || ControlInode.contains(newParent)
                 || ControlDirectory.isReserved(parent: parent, name: n)
@@ -257,25 +230,15 @@ enum FuseOperations {
                 throw FSError(EPERM)
             }
             try c.fs.rename(parent: parent, name: n, newParent: newParent, newName: nn, flags: flags)
-            c.stats.end(.rename, t0)
-            fuse_reply_err(req, 0)
-        } catch {
-            fail(req, c, .rename, t0, error)
         }
     }
 
     static func link(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.link)
-        do throws(FSError) {
+        serve(req, .link, reply: replyEntry) { c throws(FSError) in
             let nn = try fuseName(newName)
             if ControlInode.contains(ino) { throw FSError(EPERM) }
             try checkCreate(newParent, nn)
-            let a = try c.fs.link(ino, newParent: newParent, newName: nn)
-            c.stats.end(.link, t0)
-            replyEntry(req, c, a)
-        } catch {
-            fail(req, c, .link, t0, error)
+            return try c.fs.link(ino, newParent: newParent, newName: nn)
         }
     }
 
@@ -379,14 +342,8 @@ enum FuseOperations {
     }
 
     static func fsync(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ datasync: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.fsync)
-        do throws(FSError) {
+        serve(req, .fsync, reply: replyOK) { c throws(FSError) in
             if !ControlInode.contains(ino) { try c.fs.fsync(ino, datasync: datasync != 0) }
-            c.stats.end(.fsync, t0)
-            fuse_reply_err(req, 0)
-        } catch {
-            fail(req, c, .fsync, t0, error)
         }
     }
 
@@ -484,14 +441,8 @@ enum FuseOperations {
     }
 
     static func fsyncdir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ datasync: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.fsyncdir)
-        do throws(FSError) {
+        serve(req, .fsyncdir, reply: replyOK) { c throws(FSError) in
             if !ControlInode.contains(ino) { try c.fs.fsyncdir(ino, datasync: datasync != 0) }
-            c.stats.end(.fsyncdir, t0)
-            fuse_reply_err(req, 0)
-        } catch {
-            fail(req, c, .fsyncdir, t0, error)
         }
     }
 
@@ -507,16 +458,10 @@ enum FuseOperations {
 
     static func fallocate(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ mode: Int32, _ offset: off_t, _ length: off_t,
                           _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.fallocate)
-        do throws(FSError) {
+        serve(req, .fallocate, reply: replyOK) { c throws(FSError) in
             if ControlInode.contains(ino) { throw FSError(EACCES) }
             guard offset >= 0, length > 0 else { throw FSError(EINVAL) }
             try c.fs.fallocate(ino, mode: mode, offset: UInt64(offset), length: UInt64(length))
-            c.stats.end(.fallocate, t0)
-            fuse_reply_err(req, 0)
-        } catch {
-            fail(req, c, .fallocate, t0, error)
         }
     }
 
@@ -539,6 +484,8 @@ enum FuseOperations {
 
     static func setxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?,
                          _ size: Int, _ flags: Int32) {
+        // Written out rather than through serve(): Swift 6.3's optimizer crashes on this body
+        // as a closure (CopyPropagation, ownership verifier).
         let c = FuseContext.of(req)
         let t0 = c.stats.begin(.setxattr)
         do throws(FSError) {
@@ -607,18 +554,12 @@ enum FuseOperations {
     }
 
     static func removexattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.removexattr)
-        do throws(FSError) {
+        serve(req, .removexattr, reply: replyOK) { c throws(FSError) in
             if ControlInode.contains(ino) { throw FSError(EPERM) }
             guard let name else { throw FSError(EINVAL) }
             let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name))
             try checkXattrName(n)
             try c.fs.removexattr(ino, name: n)
-            c.stats.end(.removexattr, t0)
-            fuse_reply_err(req, 0)
-        } catch {
-            fail(req, c, .removexattr, t0, error)
         }
     }
 
