@@ -89,6 +89,13 @@ struct DentryShard {
     var dirty = ObjectList()
 }
 
+/// Told of each dentry the cache evicts under reclaim or drop_caches (not of names removed or
+/// replaced: the kernel made those changes itself). Called with the dentry's shard lock held, so
+/// it must only record the name and return.
+public protocol DentryEvictionObserver: AnyObject, Sendable {
+    func dentryEvicted(parent: UInt64, name: UnsafeRawBufferPointer)
+}
+
 public final class DentryCache: @unchecked Sendable {
     let slab: SlabCache
     let names: NameCache
@@ -103,6 +110,9 @@ public final class DentryCache: @unchecked Sendable {
     let segregate = Atomic<Bool>(false)
     /// Dentries moved to the other kind because what they name changed (counted for the shrinker).
     let relocated = Atomic<UInt64>(0)
+    /// Evictions are reported to `evictionObserver` (ReclaimSettings.kernelInvalidate).
+    let notifyEvictions = Atomic<Bool>(false)
+    private let evictionObserver = Mutex<(any DentryEvictionObserver)?>(nil)
     /// Negative dentries in the table (all shards), for `negative_max`.
     let negativeCount = Atomic<Int>(0)
     /// The memory budget every allocation is admitted by (Budget.swift).
@@ -117,6 +127,7 @@ public final class DentryCache: @unchecked Sendable {
         names = NameCache(pageSize: c.pageSize, slabOrder: c.slabOrder, reserveBytes: c.reserveBytesPerCache / 4,
                           accounting: budget.accounting)
         segregate.store(c.reclaim.segregate, ordering: .relaxed)
+        notifyEvictions.store(c.reclaim.kernelInvalidate, ordering: .relaxed)
         let n = nextPowerOfTwo(max(1, c.shards))
         shardMask = n - 1
         let buckets = nextPowerOfTwo(max(1024, c.expectedObjects / n))
@@ -359,6 +370,10 @@ public final class DentryCache: @unchecked Sendable {
     /// inside a seqlock write section.
     func detach(_ s: inout DentryShard, _ h: UInt32, _ hv: UInt64, evicting: Bool) -> Detached {
         let d = ref(h)
+        if evicting && notifyEvictions.load(ordering: .relaxed), let observer = evictionObserver.withLock({ $0 }) {
+            let (p, n) = namePointer(d)
+            observer.dentryEvicted(parent: d.parent, name: UnsafeRawBufferPointer(start: p, count: n))
+        }
         var out = Detached(handle: h, inode: d.inodeHandle, parent: d.parentHandle)
         out.aliasDir = d.isDirectory && out.inode != nilHandle
         unhash(&s, h, hv)
@@ -533,6 +548,12 @@ public final class DentryCache: @unchecked Sendable {
         var n = 0
         for i in 0..<shards.count { n += shards.withLock(i) { $0.dirty.count } }
         return n
+    }
+
+    /// Installs (or with nil removes) the observer told of every evicted dentry while
+    /// `ReclaimSettings.kernelInvalidate` is on.
+    public func setEvictionObserver(_ observer: (any DentryEvictionObserver)?) {
+        evictionObserver.withLock { $0 = observer }
     }
 
     /// Whether a dirty positive dentry names something in directory `parent`: a name made (or

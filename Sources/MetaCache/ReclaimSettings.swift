@@ -51,6 +51,10 @@ public struct ReclaimSettings: Sendable, Equatable {
     public var negativeMax: Int = 0
     /// Per-shrinker caps in bytes of slab memory (shrinker name → bytes).
     public var limits: [String: Int] = [:]
+    /// Tell the kernel to drop its own dentry when metafs evicts one (the dentry cache's
+    /// eviction observer: the FUSE layer's KernelInvalidator), so that reclaim reaches across the
+    /// user/kernel boundary. Matters with entry timeouts above 0 (cached mode).
+    public var kernelInvalidate: Bool = false
     public init() {}
 
     /// Bounds on the values (a bad value is refused and changes nothing).

@@ -167,6 +167,7 @@ public final class Reclaimer: @unchecked Sendable {
         maxReclaimers.store(max(1, s.reclaimers), ordering: .relaxed)
         budget.negativeMax.store(max(0, s.negativeMax), ordering: .relaxed)
         dentries.segregate.store(s.segregate, ordering: .relaxed)
+        dentries.notifyEvictions.store(s.kernelInvalidate, ordering: .relaxed)
         for sh in shrinkers { sh.slab.limitBytes.store(max(0, s.limits[sh.name] ?? 0), ordering: .relaxed) }
         // The pressure monitor runs while the background reclaimer does and `budget auto` is set.
         if s.budgetAuto {

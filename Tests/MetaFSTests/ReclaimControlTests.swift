@@ -25,6 +25,8 @@ import Testing
         #expect(try ControlCommandParser.parse("limit extent off") == .limit(cache: "extent", bytes: nil))
         #expect(try ControlCommandParser.parse("negative_max 10000") == .negativeMax(10000))
         #expect(try ControlCommandParser.parse("negative_max off") == .negativeMax(nil))
+        #expect(try ControlCommandParser.parse("kernel_invalidate on") == .kernelInvalidate(true))
+        #expect(try ControlCommandParser.parse("kernel_invalidate off\n") == .kernelInvalidate(false))
     }
 
     @Test(arguments: ["shrink", "shrink 0", "shrink -1", "shrink 0%", "shrink 150%", "shrink 0M", "shrink 1 2",
@@ -32,7 +34,8 @@ import Testing
                       "budget -64M", "budget 0M", "budget 512K", "budget 99999999999999999999", "budget 16384P", "budget 2P",
                       "budget 64Q", "budget M", "dirty", "dirty never", "segregate 2", "reclaimers 0", "reclaimers 65",
                       "reclaimers -1", "reclaimers 1.5", "limit", "limit dentry", "limit dcache 1M", "limit inode 0",
-                      "limit inode 1K", "negative_max", "negative_max 0", "negative_max -5", "negative_max 99999999999999999999"])
+                      "limit inode 1K", "negative_max", "negative_max 0", "negative_max -5", "negative_max 99999999999999999999",
+                      "kernel_invalidate", "kernel_invalidate maybe", "kernel_invalidate on off"])
     func rejectsBadValues(_ text: String) {
         #expect(throws: ControlCommandError.self) { try ControlCommandParser.parse(text) }
     }

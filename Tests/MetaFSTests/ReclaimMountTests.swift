@@ -204,6 +204,37 @@ final class Flag: @unchecked Sendable {
         }
     }
 
+    /// `kernel_invalidate`: names the kernel caches (entry timeout 60 s) are looked up in metafs
+    /// again after metafs evicts its dentries only when the option is on; off, the kernel keeps
+    /// answering from its own dentries. Each setting gets names of its own, made (so cached on both
+    /// sides) and then stat-ed one by one (no readdir, which would hand the kernel new dentries).
+    @Test(.timeLimit(.minutes(3)))
+    func kernelInvalidateReachesTheKernelsDentries() throws {
+        try withReclaimMount("--entry-timeout 60 --attr-timeout 60 --kernel-invalidate off") { m in
+            func lookups() -> Double { number(((statsJSON(m)["fuse"] as? [String: Any])?["lookup"] as? [String: Any])?["count"]) }
+            func invalidations() -> [String: Any] { statsJSON(m)["kernel_invalidations"] as? [String: Any] ?? [:] }
+            for setting in ["off", "on"] {
+                #expect(writeOnce(m.control + "/control", Array("kernel_invalidate \(setting)\n".utf8)) == 0)
+                #expect(m.read(m.control + "/control").hasPrefix("kernel_invalidate: \(setting)"))
+                let statAll = "for i in $(seq 1 300); do stat -c %i \(setting)/f$i > /dev/null || exit 1; done"
+                m.check("mkdir \(setting) && for i in $(seq 1 300); do : > \(setting)/f$i; done && \(statAll)")
+                let before = lookups()
+                #expect(writeOnce(m.control + "/control", Array("drop_caches\n".utf8)) == 0)
+                usleep(300_000)                                   // the notifier thread sends them
+                m.check(statAll)
+                let looked = lookups() - before
+                if setting == "off" {
+                    #expect(looked < 30, "off: the kernel kept its dentries, yet \(looked) lookups reached metafs")
+                    #expect(number(invalidations()["sent"]) == 0)
+                } else {
+                    #expect(looked >= 300, "on: every name is looked up again, got \(looked)")
+                    #expect(number(invalidations()["sent"]) >= 300, "\(invalidations())")
+                }
+            }
+            #expect((statsJSON(m)["reclaim"] as? [String: Any])?["kernel_invalidate"] as? String == "on")
+        }
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func controlFilesAndMountOptions() throws {
         try withReclaimMount("--budget 24M --policy hybrid --dirty writeback --segregate on --merge off --reclaimers 3 --negative-max 500") { m in

@@ -49,6 +49,8 @@ struct Mount: ParsableCommand {
     var merge: String?
     @Option(help: ArgumentHelp("Threads that may reclaim directly at once, 1...64 (default 2).", valueName: "n")) var reclaimers: String?
     @Option(help: ArgumentHelp("Bound on negative dentries (default: none).", valueName: "n")) var negativeMax: String?
+    @Option(help: ArgumentHelp("Tell the kernel to drop its dentry when metafs evicts one: on or off (default off; matters with --entry-timeout above 0).", valueName: "on|off"))
+    var kernelInvalidate: String?
 
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be 1...1024") }
@@ -81,6 +83,7 @@ struct Mount: ParsableCommand {
         if let on = try check("merge", merge, ControlArgument.flag) { merged = on }
         if let n = try check("reclaimers", reclaimers, ReclaimArgument.reclaimers) { s.reclaimers = n }
         if let n = try check("negative-max", negativeMax, ReclaimArgument.negativeMax) { s.negativeMax = n.map { Int($0) } ?? 0 }
+        if let on = try check("kernel-invalidate", kernelInvalidate, ControlArgument.flag) { s.kernelInvalidate = on }
         return (s, merged)
     }
 
@@ -88,7 +91,8 @@ struct Mount: ParsableCommand {
     var reclaimArguments: [String] {
         var a: [String] = []
         for (name, value) in [("budget", budget), ("policy", policy), ("dirty", dirty), ("segregate", segregate),
-                              ("merge", merge), ("reclaimers", reclaimers), ("negative-max", negativeMax)] {
+                              ("merge", merge), ("reclaimers", reclaimers), ("negative-max", negativeMax),
+                              ("kernel-invalidate", kernelInvalidate)] {
             if let value { a += ["--\(name)", value] }
         }
         return a

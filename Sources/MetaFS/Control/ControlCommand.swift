@@ -4,7 +4,7 @@
 // changes nothing.
 //
 // Adding a command (the reclaim work adds `shrink`, `policy`, `budget`, `dirty`, `segregate`,
-// `reclaimers`, `limit`, `negative_max`): add a case to `ControlCommand`, a row to
+// `reclaimers`, `limit`, `negative_max`, `kernel_invalidate`): add a case to `ControlCommand`, a row to
 // `ControlCommandParser.grammar`, and handle it in `ControlDirectory.execute`. The argument
 // parsers in `ControlArgument` (sizes with K/M/G/T suffixes, percentages, counts, on/off, amounts)
 // are shared with the CLI's mount options so that `--budget 256M` and `budget 256M` agree.
@@ -29,6 +29,8 @@ public enum ControlCommand: Equatable, Sendable {
     case limit(cache: String, bytes: UInt64?)
     /// Bound on negative dentries; nil: none (`negative_max off`).
     case negativeMax(UInt64?)
+    /// Tell the kernel to drop its dentry when metafs evicts one.
+    case kernelInvalidate(Bool)
 }
 
 /// Why a command was rejected (the write fails with EINVAL; the message is for the CLI).
@@ -255,6 +257,8 @@ public enum ControlCommandParser {
             return .limit(cache: try ReclaimArgument.cache(a[0]), bytes: try ReclaimArgument.limit(a[1])) })),
         ("negative_max", ("negative_max N|off", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
             try arguments("negative_max", a, 1); return .negativeMax(try ReclaimArgument.negativeMax(a[0])) })),
+        ("kernel_invalidate", ("kernel_invalidate on|off", { (a: [Substring]) throws(ControlCommandError) -> ControlCommand in
+            try arguments("kernel_invalidate", a, 1); return .kernelInvalidate(try ControlArgument.flag(a[0])) })),
     ]
 
     /// Every keyword with its usage, for help text and error messages.

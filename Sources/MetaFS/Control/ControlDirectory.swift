@@ -256,7 +256,7 @@ public final class ControlDirectory: @unchecked Sendable {
                 result = "shrink \(what) (policy \(s.policy.rawValue), dirty \(s.dirty.rawValue)): " + ControlDirectory.describe(r) + "\n"
                 last = result
                 return result
-            case .policy, .budget, .dirty, .segregate, .reclaimers, .limit, .negativeMax:
+            case .policy, .budget, .dirty, .segregate, .reclaimers, .limit, .negativeMax, .kernelInvalidate:
                 result = applyReclaimSetting(command)
             }
             let ms = (ControlDirectory.monotonicSeconds() - start) * 1000
@@ -311,6 +311,7 @@ public final class ControlDirectory: @unchecked Sendable {
             case .reclaimers(let n): s.reclaimers = n
             case .limit(let cache, let bytes): s.limits[cache] = bytes.map { Int($0) }
             case .negativeMax(let n): s.negativeMax = n.map { Int($0) } ?? 0
+            case .kernelInvalidate(let on): s.kernelInvalidate = on
             default: break
             }
         }
@@ -324,6 +325,7 @@ public final class ControlDirectory: @unchecked Sendable {
         case .reclaimers: return "reclaimers: \(s.reclaimers)"
         case .limit(let cache, _): return "limit \(cache): \(size(s.limits[cache] ?? 0))"
         case .negativeMax: return "negative_max: \(s.negativeMax == 0 ? "off" : String(s.negativeMax))"
+        case .kernelInvalidate: return "kernel_invalidate: \(s.kernelInvalidate ? "on" : "off")"
         default: return ""
         }
     }
@@ -334,9 +336,13 @@ public final class ControlDirectory: @unchecked Sendable {
     // MARK: rendering
 
     public func snapshot() -> ControlSnapshot {
-        ControlSnapshot(statistics: fs.statistics(), fuse: fuseStatistics.snapshot(),
-                        uptimeSeconds: ControlDirectory.monotonicSeconds() - startMonotonic,
-                        reclaim: fs.cache.reclaimer.statistics())
+        var snap = ControlSnapshot(statistics: fs.statistics(), fuse: fuseStatistics.snapshot(),
+                                   uptimeSeconds: ControlDirectory.monotonicSeconds() - startMonotonic,
+                                   reclaim: fs.cache.reclaimer.statistics())
+        let i = fuseStatistics.invalidations
+        snap.invalidations = (i.sent.load(ordering: .relaxed), i.notCached.load(ordering: .relaxed),
+                              i.dropped.load(ordering: .relaxed), i.failed.load(ordering: .relaxed))
+        return snap
     }
 
     public func render(_ content: Content) -> [UInt8] {

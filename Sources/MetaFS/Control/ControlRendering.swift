@@ -8,6 +8,8 @@ public struct ControlSnapshot: Sendable {
     public var uptimeSeconds: Double
     /// The budget, the reclaim settings and every shrinker's counters (nil: not gathered).
     public var reclaim: ReclaimStatistics?
+    /// Dentry invalidations sent to the kernel (`kernel_invalidate`).
+    public var invalidations: (sent: UInt64, notCached: UInt64, dropped: UInt64, failed: UInt64) = (0, 0, 0, 0)
     public var rssBytes: UInt64 { statistics.rssBytes }
     public init(statistics: FileSystemStatistics, fuse: [FuseStatistics.Snapshot], uptimeSeconds: Double,
                 reclaim: ReclaimStatistics? = nil) {
@@ -176,6 +178,12 @@ public enum ControlRendering {
             fuse.add(f.operation.name, raw: o.render(indent: 2))
         }
         root.add("fuse", raw: fuse.render(indent: 1))
+        var inval = JSONObject()
+        inval.add("sent", snap.invalidations.sent)
+        inval.add("not_cached", snap.invalidations.notCached)
+        inval.add("dropped", snap.invalidations.dropped)
+        inval.add("failed", snap.invalidations.failed)
+        root.add("kernel_invalidations", raw: inval.render(indent: 1))
         return root.render() + "\n"
     }
 
@@ -297,6 +305,7 @@ extension ControlRendering {
         o.add("merge", r.merge ? "on" : "off")
         o.add("reclaimers", r.settings.reclaimers)
         o.add("negative_max", r.settings.negativeMax)
+        o.add("kernel_invalidate", r.settings.kernelInvalidate ? "on" : "off")
         o.add("high_watermark_bytes", r.highWatermarkBytes)
         o.add("low_watermark_bytes", r.lowWatermarkBytes)
         o.add("accounted_slab_bytes", r.slabBytes)
@@ -324,7 +333,8 @@ extension ControlRendering {
             + " (high \(humanBytes(UInt64(r.highWatermarkBytes))), low \(humanBytes(UInt64(r.lowWatermarkBytes))))")
         out += ", policy \(s.policy.rawValue), dirty \(s.dirty.rawValue), segregate \(s.segregate ? "on" : "off")"
         out += ", merge \(r.merge ? "on" : "off"), reclaimers \(s.reclaimers)"
-        out += ", negative_max \(s.negativeMax == 0 ? "off" : String(s.negativeMax))\n"
+        out += ", negative_max \(s.negativeMax == 0 ? "off" : String(s.negativeMax))"
+        out += ", kernel_invalidate \(s.kernelInvalidate ? "on" : "off")\n"
         out += "  direct reclaims \(r.directReclaims) (waits \(r.directWaits), gave up \(r.directGiveUps)), background runs \(r.backgroundRuns)"
         out += ", writeback batches \(r.writebackBatches), negative dentries \(r.negativeDentries) (trimmed \(r.negativeTrimmed))\n"
         out += pad("shrinker", 10, left: true) + pad("scanned", 11) + pad("freed", 10) + pad("pages", 8) + pad("pinned", 9)

@@ -26,6 +26,8 @@ public final class FuseSession: @unchecked Sendable {
     private let userdata: Unmanaged<FuseContext>
     private let session: OpaquePointer
     private let loop: LoopOptions
+    /// Tells the kernel of the dentries metafs evicts, while `kernel_invalidate` is on.
+    private let invalidator: KernelInvalidator
     private var signalsInstalled = false
     private var finished = false
 
@@ -100,6 +102,8 @@ public final class FuseSession: @unchecked Sendable {
             throw FuseSessionError("cannot mount on \(mountpoint) (see the libfuse message above)")
         }
         self.session = se
+        self.invalidator = KernelInvalidator(session: se, statistics: statistics)
+        fileSystem.cache.dentries.setEvictionObserver(invalidator)
     }
 
     /// SIGINT, SIGTERM and SIGHUP end the loop (then `run` writes back and unmounts).
@@ -116,6 +120,7 @@ public final class FuseSession: @unchecked Sendable {
     public func run() -> Int32 {
         precondition(!finished, "FuseSession.run called twice")
         finished = true
+        invalidator.start()
         let rc: Int32
         if options.spinMicroseconds > 0 {
             // metafs's loop: a worker polls for the next request before it sleeps (SessionLoop.c).
@@ -128,12 +133,19 @@ public final class FuseSession: @unchecked Sendable {
             rc = fuse_session_loop_mt(session, cfg)
             fuse_loop_cfg_destroy(cfg)
         }
+        context.fs.cache.dentries.setEvictionObserver(nil)
+        let invalidatorStopped = invalidator.stop()
         // No request is being served any more: write back while the mount still exists, so that a
         // process waiting on the mount sees the data once it is gone.
         context.shutdownOnce()
         fuse_session_unmount(session)
         if signalsInstalled { fuse_remove_signal_handlers(session) }
-        fuse_session_destroy(session)     // calls destroy (already shut down: a no-op)
+        if invalidatorStopped {
+            fuse_session_destroy(session)     // calls destroy (already shut down: a no-op)
+        } else {
+            // Its thread is still inside a notification: leave the session to the process's exit.
+            logError("kernel_invalidate: a notification was still waiting in the kernel at unmount; session left allocated")
+        }
         userdata.release()
         return rc
     }

@@ -61,6 +61,19 @@ public final class FuseStatistics: Sendable {
     }
     private let counters: [Counter]
 
+    /// Notifications to the kernel to drop a dentry metafs evicted (KernelInvalidator).
+    public final class Invalidations: Sendable {
+        /// The kernel dropped its dentry.
+        public let sent = Atomic<UInt64>(0)
+        /// The kernel had no dentry for the name (ENOENT).
+        public let notCached = Atomic<UInt64>(0)
+        /// Not queued: the queue was full.
+        public let dropped = Atomic<UInt64>(0)
+        /// Any other error (the mount going away, say).
+        public let failed = Atomic<UInt64>(0)
+    }
+    public let invalidations = Invalidations()
+
     public init() { counters = FuseOperation.allCases.map { _ in Counter() } }
 
     /// Monotonic nanoseconds.
