@@ -237,7 +237,7 @@ final class Flag: @unchecked Sendable {
 
     @Test(.timeLimit(.minutes(3)))
     func controlFilesAndMountOptions() throws {
-        try withReclaimMount("--budget 24M --policy hybrid --dirty writeback --segregate on --merge off --reclaimers 3 --negative-max 500") { m in
+        try withReclaimMount("--budget 24M --policy hybrid --dirty writeback --segregate on --merge off --reclaimers 3 --negative-max 500 --limit inode=8M --limit extent=4M") { m in
             let s = statsJSON(m)
             let reclaim = s["reclaim"] as? [String: Any] ?? [:]
             #expect(number(s["budget_bytes"]) == Double(24 << 20))
@@ -248,6 +248,8 @@ final class Flag: @unchecked Sendable {
             #expect(number(reclaim["reclaimers"]) == 3 && number(reclaim["negative_max"]) == 500)
             let shrinkers = s["shrinkers"] as? [String: [String: Any]] ?? [:]
             #expect(Set(shrinkers.keys) == ["dentry", "inode", "extent"])
+            #expect(number(shrinkers["inode"]?["limit_bytes"]) == Double(8 << 20) && number(shrinkers["extent"]?["limit_bytes"]) == Double(4 << 20))
+            #expect(number(shrinkers["dentry"]?["limit_bytes"]) == 0)
             for (_, counters) in shrinkers {
                 for key in ["scanned", "freed_objects", "freed_pages", "skipped_pinned", "skipped_dirty", "skipped_referenced",
                             "writeback", "lock_busy", "relocated", "scan_us_avg", "scan_us_max"] {
@@ -290,7 +292,9 @@ final class Flag: @unchecked Sendable {
         try f.mkfs()
         for (option, message) in [("--budget 0", "--budget 0"), ("--budget -1M", "--budget"), ("--policy nope", "--policy nope"),
                                   ("--dirty x", "--dirty x"), ("--merge maybe", "--merge"), ("--reclaimers 0", "--reclaimers"),
-                                  ("--negative-max 0", "--negative-max")] {
+                                  ("--negative-max 0", "--negative-max"), ("--limit inode", "--limit inode: expected CACHE=SIZE"),
+                                  ("--limit dcache=1M", "'dcache' is not a cache"), ("--limit dentry=1K", "below one page"),
+                                  ("--kernel-invalidate maybe", "--kernel-invalidate")] {
             let r = f.sh("\"$METAFS\" mount \"$STORE\" \"$MNT\" \(option) 2>&1")
             #expect(!r.ok && r.stdout.contains(message), "\(option): \(r)")
             #expect(!MountTable.isMounted(f.mnt))

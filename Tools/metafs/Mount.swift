@@ -49,6 +49,8 @@ struct Mount: ParsableCommand {
     var merge: String?
     @Option(help: ArgumentHelp("Threads that may reclaim directly at once, 1...64 (default 2).", valueName: "n")) var reclaimers: String?
     @Option(help: ArgumentHelp("Bound on negative dentries (default: none).", valueName: "n")) var negativeMax: String?
+    @Option(help: ArgumentHelp("Cap one cache's slab memory: dentry|inode|extent=SIZE (may repeat; as `limit CACHE SIZE` in control).", valueName: "cache=size"))
+    var limit: [String] = []
     @Option(help: ArgumentHelp("Tell the kernel to drop its dentry when metafs evicts one: on or off (default off; matters with --entry-timeout above 0).", valueName: "on|off"))
     var kernelInvalidate: String?
 
@@ -84,6 +86,12 @@ struct Mount: ParsableCommand {
         if let n = try check("reclaimers", reclaimers, ReclaimArgument.reclaimers) { s.reclaimers = n }
         if let n = try check("negative-max", negativeMax, ReclaimArgument.negativeMax) { s.negativeMax = n.map { Int($0) } ?? 0 }
         if let on = try check("kernel-invalidate", kernelInvalidate, ControlArgument.flag) { s.kernelInvalidate = on }
+        for l in limit {
+            let parts = l.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw ValidationError("--limit \(l): expected CACHE=SIZE (e.g. dentry=16M)") }
+            let cache = try check("limit", String(parts[0]), ReclaimArgument.cache)!
+            s.limits[cache] = try check("limit", String(parts[1]), ReclaimArgument.limit)!.map { Int($0) }
+        }
         return (s, merged)
     }
 
@@ -95,6 +103,7 @@ struct Mount: ParsableCommand {
                               ("kernel-invalidate", kernelInvalidate)] {
             if let value { a += ["--\(name)", value] }
         }
+        for l in limit { a += ["--limit", l] }
         return a
     }
 
