@@ -4,13 +4,15 @@
 # 2 s through the control file, plus `budget`/`policy` if this build has them); then unmount and
 # fsck. Prints stress-ng's summary, the daemon's errors and fsck's verdict.
 #
-#   Tools/crashcheck/soak.sh [SECONDS]      (default 600)
+#   Tools/crashcheck/soak.sh [SECONDS [MOUNT ARGUMENTS...]]      (default 600)
+#   e.g. Tools/crashcheck/soak.sh 120 --entry-timeout 1 --attr-timeout 1 --kernel-invalidate on
 #
 # Leaves nothing mounted, even when interrupted. Exit 0 when stress-ng reports no failed
 # stressor, the daemon logged no error and fsck is clean.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-600}
+shift || true
 scripts/install-deps.sh stress-ng
 swift build --product metafs >/dev/null
 metafs=$(swift build --show-bin-path)/metafs
@@ -29,7 +31,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 "$metafs" mkfs "$store" --size 512M
-"$metafs" mount "$store" "$mnt" --flush-interval 1 --threads 8 --pid-file "$work/daemon.pid" --log "$work/daemon.log"
+"$metafs" mount "$store" "$mnt" --flush-interval 1 --threads 8 --pid-file "$work/daemon.pid" --log "$work/daemon.log" "$@"
 ctl=$mnt/.metafs/control
 echo "budget 32M" > "$ctl" 2>/dev/null && echo "reclaim budget: 32M" || echo "reclaim budget: not in this build (drop_caches only)"
 echo "policy lru" > "$ctl" 2>/dev/null || true

@@ -71,7 +71,9 @@ public enum ControlRendering {
         out += "  inodes \(st.storeInodes - st.storeFreeInodes) used / \(st.storeInodes), \(st.storeFreeInodes) free\n"
         out += "  commits \(st.commits), objects committed \(st.committedObjects)\n"
         if let r = snap.reclaim { out += reclaimText(r) }
-        out += "\nkernel: known inodes \(st.knownInodes), open files \(st.openFiles)\n"
+        out += "\nkernel: known inodes \(st.knownInodes), open files \(st.openFiles)"
+        let i = snap.invalidations
+        out += "; dentry invalidations sent \(i.sent), not cached \(i.notCached), dropped \(i.dropped), failed \(i.failed)\n"
         out += "\nfuse operations (service time in metafs, microseconds):\n"
         out += pad("op", 18, left: true) + pad("count", 12) + pad("errors", 10) + pad("bytes", 14)
             + pad("p50", 9) + pad("p90", 9) + pad("p99", 9) + pad("max", 11) + "\n"
