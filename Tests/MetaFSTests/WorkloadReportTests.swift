@@ -150,11 +150,13 @@ let statsWithShrinkers = """
         #expect(l.label == "page-seg" && l.fileName == "page-seg")
         #expect(try CompareSetting.parse("base:default").label == "base")
         #expect(try CompareSetting.parse("merge=off").label == "merge=off")
+        #expect(try CompareSetting.parse("inval:kernel-invalidate=on").mountArguments == ["--kernel-invalidate", "on"])
         #expect(CompareSetting.fileName("a b/c'd") == "a_b_c_d")
     }
 
     @Test(arguments: ["", "policy", "policy=", "=lru", "color=red", "segregate=maybe", "merge=2", "dirty=flush",
-                      "policy=Page", "policy=a b", "policy=lru,policy=page", ":policy=lru", "a/b:policy=lru", "policy=lru,,"])
+                      "policy=Page", "policy=a b", "policy=lru,policy=page", ":policy=lru", "a/b:policy=lru", "policy=lru,,",
+                      "kernel-invalidate=sometimes"])
     func rejectsBadSettings(_ spec: String) {
         #expect(throws: ControlCommandError.self) { try CompareSetting.parse(spec) }
     }

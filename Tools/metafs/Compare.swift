@@ -21,7 +21,8 @@ struct Compare: ParsableCommand {
         abstract: "Compare reclaim settings on the named workloads and write a report with tables and charts.",
         discussion: """
         Each (workload, setting) pair runs on a fresh store, mounted with the setting's options \
-        (--policy NAME --segregate on|off --merge on|off --dirty skip|writeback) and the common \
+        (--policy NAME --segregate on|off --merge on|off --dirty skip|writeback \
+        --kernel-invalidate on|off) and the common \
         --budget. A setting is 'default' (no option) or [LABEL:]key=value[,key=value...], e.g. \
         --setting policy=lru --setting page-seg:policy=page,segregate=on. Options this build's \
         mount does not know are refused before anything runs. Exit status: 0 when every run \

@@ -6,21 +6,22 @@
 // MARK: - Settings
 
 /// One reclaim setting to compare: mount options of issue 4 (`--policy NAME --segregate on|off
-/// --merge on|off --dirty skip|writeback`), or `default` (no option: the build's own behaviour).
+/// --merge on|off --dirty skip|writeback --kernel-invalidate on|off`), or `default` (no option:
+/// the build's own behaviour).
 public struct CompareSetting: Sendable, Equatable {
     /// Shown in tables, charts and file names.
     public var label: String
     /// (option, value) in the order given, e.g. [("policy", "page"), ("segregate", "on")].
     public var options: [(String, String)]
 
-    public static let keys = ["policy", "segregate", "merge", "dirty"]
+    public static let keys = ["policy", "segregate", "merge", "dirty", "kernel-invalidate"]
 
     public static func == (a: CompareSetting, b: CompareSetting) -> Bool {
         a.label == b.label && a.options.count == b.options.count && zip(a.options, b.options).allSatisfy { $0 == $1 }
     }
 
     /// `default`, or `[LABEL:]key=value[,key=value...]` with keys policy, segregate (on/off),
-    /// merge (on/off), dirty (skip/writeback). The label defaults to the policy followed by the
+    /// merge (on/off), dirty (skip/writeback), kernel-invalidate (on/off). The label defaults to the policy followed by the
     /// other options ("page,segregate=on").
     public static func parse(_ spec: String) throws(ControlCommandError) -> CompareSetting {
         var text = Substring(spec.trimmingSpaces)
@@ -46,7 +47,7 @@ public struct CompareSetting: Sendable, Equatable {
             }
             guard !options.contains(where: { $0.0 == key }) else { throw ControlCommandError("setting '\(spec)': '\(key)' given twice") }
             switch key {
-            case "segregate", "merge":
+            case "segregate", "merge", "kernel-invalidate":
                 _ = try ControlArgument.flag(Substring(value))
             case "dirty":
                 _ = try ControlArgument.choice(Substring(value), ["skip", "writeback"])
