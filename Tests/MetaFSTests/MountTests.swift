@@ -352,6 +352,29 @@ let treeFingerprint = """
         }
     }
 
+    /// The request loop polls /dev/fuse only while requests keep coming: an idle mount, after a
+    /// burst of requests, uses (almost) no CPU. A loop that kept polling would use about one core
+    /// (2 s of CPU over the 2 s watched).
+    @Test(.timeLimit(.minutes(2)))
+    func idleMountUsesNoCPU() throws {
+        try withMount { m in
+            guard let pid = m.daemonPid else { Issue.record("no daemon pid"); return }
+            func cpuSeconds() -> Double {
+                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { return -1 }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                // utime and stime are fields 14 and 15 of /proc/PID/stat: 12 and 13 after the name.
+                return (Double(fields[11]) ?? 0) / Double(sysconf(Int32(_SC_CLK_TCK))) + (Double(fields[12]) ?? 0) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            }
+            m.check("mkdir d && for i in $(seq 1 300); do : > d/f$i; stat d/f$i > /dev/null; done")
+            usleep(200_000)
+            let before = cpuSeconds()
+            usleep(2_000_000)
+            let used = cpuSeconds() - before
+            #expect(before >= 0 && used < 0.3, "the idle daemon used \(used) s of CPU in 2 s")
+        }
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func signalsUnmountCleanly() throws {
         let f = try MountFixture()
