@@ -9,7 +9,8 @@ public struct FuseSessionError: Error, CustomStringConvertible, Sendable {
 }
 
 /// One mounted metafs: a libfuse low-level session over a file system, served by a
-/// multi-threaded loop (metafs's spinning loop, or libfuse's with `spinMicroseconds` 0). Typical use (the `metafs mount --foreground` daemon):
+/// multi-threaded loop (metafs's polling loop, or libfuse's with `spinMicroseconds` 0).
+/// Typical use (the `metafs mount --foreground` daemon):
 ///
 ///     let session = try FuseSession(fileSystem: fs, mountpoint: mnt, options: opts)
 ///     session.installSignalHandlers()   // SIGINT/SIGTERM/SIGHUP end the loop
