@@ -61,17 +61,7 @@ final class PressureMonitor: @unchecked Sendable {
                     close(f)
                 }
             }
-            let box = Unmanaged.passRetained(self).toOpaque()
-            var tid = pthread_t()
-            if pthread_create(&tid, nil, { arg in
-                let me = Unmanaged<PressureMonitor>.fromOpaque(arg!).takeRetainedValue()
-                me.loop()
-                return nil
-            }, box) == 0 {
-                t = tid
-            } else {
-                Unmanaged<PressureMonitor>.fromOpaque(box).release()
-            }
+            t = spawnThread { [self] in loop() }
         }
     }
 

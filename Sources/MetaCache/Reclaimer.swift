@@ -214,14 +214,7 @@ public final class Reclaimer: @unchecked Sendable {
         thread.withLock { t in
             guard t == nil else { return }
             stopping.store(false, ordering: .relaxed)
-            let box = Unmanaged.passRetained(self).toOpaque()
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { arg in
-                let me = Unmanaged<Reclaimer>.fromOpaque(arg!).takeRetainedValue()
-                me.backgroundLoop()
-                return nil
-            }, box)
-            if rc == 0 { t = tid } else { Unmanaged<Reclaimer>.fromOpaque(box).release() }
+            t = spawnThread { [self] in backgroundLoop() }
         }
         if settings.budgetAuto { pressure.start() }
     }

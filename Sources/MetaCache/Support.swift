@@ -265,3 +265,23 @@ struct HashBuckets: @unchecked Sendable {
 func nextPowerOfTwo(_ n: Int) -> Int {
     n <= 1 ? 1 : 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount)
 }
+
+/// Starts a joinable POSIX thread running `body` (Foundation's Thread cannot be joined). The
+/// closure, and what it captures, lives until the thread ends. nil if no thread could start.
+public func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t? {
+    final class Body: @unchecked Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+    let box = Unmanaged.passRetained(Body(body)).toOpaque()
+    var t = pthread_t()
+    let rc = pthread_create(&t, nil, { p in
+        Unmanaged<Body>.fromOpaque(p!).takeRetainedValue().run()
+        return nil
+    }, box)
+    guard rc == 0 else {
+        Unmanaged<Body>.fromOpaque(box).release()
+        return nil
+    }
+    return t
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import MetaCache
 import MetaFS
 import Synchronization
 
@@ -210,27 +211,20 @@ final class StatsSampler: Sendable {
     }
 
     func startThread() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var t = pthread_t()
-        if pthread_create(&t, nil, { p in
-            let me = Unmanaged<StatsSampler>.fromOpaque(p!).takeRetainedValue()
-            var next = Support.monotonicSeconds() + me.interval
-            while !me.done.load(ordering: .relaxed) {
+        let t = spawnThread { [self] in
+            var next = Support.monotonicSeconds() + interval
+            while !done.load(ordering: .relaxed) {
                 let now = Support.monotonicSeconds()
                 if now >= next {
-                    me.sample()
-                    next += me.interval
-                    if next < now { next = now + me.interval }
+                    sample()
+                    next += interval
+                    if next < now { next = now + interval }
                 } else {
                     usleep(UInt32(min(next - now, 0.05) * 1e6))
                 }
             }
-            return nil
-        }, box) == 0 {
-            thread.withLock { $0 = t }
-        } else {
-            Unmanaged<StatsSampler>.fromOpaque(box).release()
         }
+        if let t { thread.withLock { $0 = t } }
     }
 
     func stop() {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import MetaCache
 import MetaFS
 import Synchronization
 
@@ -197,17 +198,7 @@ enum WorkloadCLI {
         init(monitor: WorkloadMonitor) { self.monitor = monitor }
 
         func start() {
-            let box = Unmanaged.passRetained(self).toOpaque()
-            var t = pthread_t()
-            if pthread_create(&t, nil, { p in
-                let me = Unmanaged<ProgressLine>.fromOpaque(p!).takeRetainedValue()
-                me.loop()
-                return nil
-            }, box) == 0 {
-                thread.withLock { $0 = t }
-            } else {
-                Unmanaged<ProgressLine>.fromOpaque(box).release()
-            }
+            if let t = spawnThread({ [self] in loop() }) { thread.withLock { $0 = t } }
         }
 
         func loop() {

@@ -55,14 +55,7 @@ final class KernelInvalidator: DentryEvictionObserver, @unchecked Sendable {
     }
 
     func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var t = pthread_t()
-        let rc = pthread_create(&t, nil, { arg in
-            let me = Unmanaged<KernelInvalidator>.fromOpaque(arg!).takeRetainedValue()
-            me.run()
-            return nil
-        }, box)
-        if rc == 0 { thread = t } else { Unmanaged<KernelInvalidator>.fromOpaque(box).release() }
+        thread = spawnThread { [self] in run() }
     }
 
     /// Ends the thread once the notification in flight, if any, returns; what is still queued is

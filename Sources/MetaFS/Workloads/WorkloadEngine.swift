@@ -4,6 +4,7 @@
 // for progress lines and for `metafs compare`'s sampler.
 
 import Glibc
+import MetaCache
 import Synchronization
 
 /// A stop request shared by the threads of a run (set from a signal handler: lock-free).
@@ -173,20 +174,12 @@ final class PhaseContext: Sendable {
 
 /// Runs `body(i)` on `count` threads (i = 0..<count) and waits for all of them.
 func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    final class Box { let run: () -> Void; init(_ r: @escaping () -> Void) { run = r } }
     var threads: [pthread_t] = []
     for i in 0..<count {
-        let box = Unmanaged.passRetained(Box { body(i) }).toOpaque()
-        var t = pthread_t()
-        let rc = pthread_create(&t, nil, { p in
-            Unmanaged<Box>.fromOpaque(p!).takeRetainedValue().run()
-            return nil
-        }, box)
-        if rc != 0 {
-            // No thread: run it here rather than lose the work.
-            Unmanaged<Box>.fromOpaque(box).takeRetainedValue().run()
-        } else {
+        if let t = spawnThread({ body(i) }) {
             threads.append(t)
+        } else {
+            body(i)    // no thread: run it here rather than lose the work
         }
     }
     for t in threads { pthread_join(t, nil) }
