@@ -382,7 +382,14 @@ struct ExtentTree {
         forEach { h in
             if node(h).isDirty { kept.append(h) } else { clean.append(h) }
         }
-        for h in clean { freeNode(h) }
+        rebuild(keeping: kept, freeing: clean)
+        return clean.count
+    }
+
+    /// Frees `gone` and makes the tree of `kept` alone (handles in logical order, as `forEach`
+    /// visits them): the bulk removals of `removeClean` and `shrink`.
+    private mutating func rebuild(keeping kept: [UInt32], freeing gone: [UInt32]) {
+        for h in gone { freeNode(h) }
         var t = nilHandle
         for h in kept {
             let e = node(h)
@@ -391,7 +398,6 @@ struct ExtentTree {
             t = merge(t, h)
         }
         root = t
-        return clean.count
     }
 
     /// The record `h` if it is in this tree (found by its start block; sets no bit).
@@ -445,15 +451,7 @@ struct ExtentTree {
             }
         }
         guard !victims.isEmpty else { return (scanned, 0, referenced, dirtyKept) }
-        for h in victims { freeNode(h) }
-        var t = nilHandle
-        for h in kept {
-            let e = node(h)
-            e.left = nilHandle
-            e.right = nilHandle
-            t = merge(t, h)
-        }
-        root = t
+        rebuild(keeping: kept, freeing: victims)
         return (scanned, victims.count, referenced, dirtyKept)
     }
 
