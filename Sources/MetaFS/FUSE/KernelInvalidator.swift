@@ -77,11 +77,15 @@ final class KernelInvalidator: DentryEvictionObserver, @unchecked Sendable {
         defer { finished.signal() }
         while true {
             wakeup.wait()
-            let (batch, stopping) = queue.withLock { q -> (Queue, Bool) in
-                defer { q.parents.removeAll(keepingCapacity: true); q.bytes.removeAll(keepingCapacity: true); q.ends.removeAll(keepingCapacity: true) }
-                return (q, q.stopping)
+            // Take the queued names whole: the arrays move out and empty ones take their place,
+            // so nothing is copied or allocated while evicting threads wait for the lock.
+            let batch = queue.withLock { q -> Queue in
+                var taken = Queue()
+                swap(&taken, &q)
+                q.stopping = taken.stopping
+                return taken
             }
-            if stopping { return }
+            if batch.stopping { return }
             send(batch)
         }
     }
