@@ -490,9 +490,7 @@ enum FuseOperations {
         let t0 = c.stats.begin(.setxattr)
         do throws(FSError) {
             if ControlInode.contains(ino) { throw FSError(EPERM) }
-            guard let name else { throw FSError(EINVAL) }
-            let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name))
-            try checkXattrName(n)
+            let n = try xattrName(name)
             let v = UnsafeRawBufferPointer(start: UnsafeRawPointer(value), count: value == nil ? 0 : size)
             try c.fs.setxattr(ino, name: n, value: v, flags: flags)
             c.stats.end(.setxattr, t0)
@@ -502,63 +500,57 @@ enum FuseOperations {
         }
     }
 
-    /// metafs has no POSIX ACLs (FUSE_CAP_POSIX_ACL is off), and the kernel then passes
-    /// system.posix_acl_* through as ordinary xattrs: storing them would make `cp -a` believe it
-    /// set the mode through an ACL (leaving 0600/0700). Refuse them as ext4 mounted noacl does.
+    /// An xattr name from the kernel as a buffer (no NUL), checked. metafs has no POSIX ACLs
+    /// (FUSE_CAP_POSIX_ACL is off), and the kernel then passes system.posix_acl_* through as
+    /// ordinary xattrs: storing them would make `cp -a` believe it set the mode through an ACL
+    /// (leaving 0600/0700). Refuse them as ext4 mounted noacl does.
     @inline(__always)
-    static func checkXattrName(_ n: UnsafeRawBufferPointer) throws(FSError) {
+    static func xattrName(_ p: UnsafePointer<CChar>?) throws(FSError) -> UnsafeRawBufferPointer {
+        guard let p else { throw FSError(EINVAL) }
+        let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(p), count: strlen(p))
         guard n.count > 0 else { throw FSError(EINVAL) }
         guard n.count <= 255 else { throw FSError(ERANGE) }
         if n.count >= 17 && n.prefix(17).elementsEqual("system.posix_acl_".utf8) { throw FSError(EOPNOTSUPP) }
+        return n
     }
 
-    /// Replies with `bytes`, or its size for a size-0 probe; ERANGE when `size` is too small.
-    static func replyXattr(_ req: fuse_req_t?, _ bytes: [UInt8], _ size: Int) throws(FSError) {
+    /// ERANGE when the caller's buffer (`size`, 0 for a size probe) cannot hold `bytes`; checked
+    /// before the reply, so the failure is counted as one.
+    @inline(__always)
+    static func checkXattrSize(_ bytes: [UInt8], _ size: Int) throws(FSError) {
+        if size != 0 && bytes.count > size { throw FSError(ERANGE) }
+    }
+
+    /// Replies with `bytes`, or their size for a size-0 probe (`checkXattrSize` passed).
+    static func replyXattr(_ req: fuse_req_t?, _ bytes: [UInt8], _ size: Int) {
         if size == 0 {
             fuse_reply_xattr(req, bytes.count)
-        } else if bytes.count > size {
-            throw FSError(ERANGE)
         } else {
             bytes.withUnsafeBytes { b in _ = fuse_reply_buf(req, b.baseAddress?.assumingMemoryBound(to: CChar.self), b.count) }
         }
     }
 
     static func getxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ size: Int) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.getxattr)
-        do throws(FSError) {
+        serve(req, .getxattr, reply: { req, _, value in replyXattr(req, value, size) }) { c throws(FSError) in
             if ControlInode.contains(ino) { throw FSError(ENODATA) }
-            guard let name else { throw FSError(EINVAL) }
-            let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name))
-            try checkXattrName(n)
-            let value = try c.fs.getxattr(ino, name: n)
-            if size != 0 && value.count > size { throw FSError(ERANGE) }
-            c.stats.end(.getxattr, t0)
-            try replyXattr(req, value, size)
-        } catch {
-            fail(req, c, .getxattr, t0, error)
+            let value = try c.fs.getxattr(ino, name: try xattrName(name))
+            try checkXattrSize(value, size)
+            return value
         }
     }
 
     static func listxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.listxattr)
-        do throws(FSError) {
+        serve(req, .listxattr, reply: { req, _, names in replyXattr(req, names, size) }) { c throws(FSError) in
             let names = ControlInode.contains(ino) ? [] : try c.fs.listxattr(ino)
-            if size != 0 && names.count > size { throw FSError(ERANGE) }
-            c.stats.end(.listxattr, t0)
-            try replyXattr(req, names, size)
-        } catch {
-            fail(req, c, .listxattr, t0, error)
+            try checkXattrSize(names, size)
+            return names
         }
     }
 
     static func removexattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
         serve(req, .removexattr, reply: replyOK) { c throws(FSError) in
             if ControlInode.contains(ino) { throw FSError(EPERM) }
-            guard let name else { throw FSError(EINVAL) }
-            let n = UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name))
-            try checkXattrName(n)
+            let n = try xattrName(name)
             try c.fs.removexattr(ino, name: n)
         }
     }
