@@ -161,18 +161,13 @@ enum FuseOperations {
     }
 
     static func readlink(_ req: fuse_req_t?, _ ino: fuse_ino_t) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.readlink)
-        do throws(FSError) {
-            if ControlInode.contains(ino) { throw FSError(EINVAL) }
-            var target = try c.fs.readlink(ino)
-            target.append(0)
-            c.stats.end(.readlink, t0)
+        serve(req, .readlink, reply: { req, _, target in
             target.withUnsafeBufferPointer { p in
                 p.withMemoryRebound(to: CChar.self) { _ = fuse_reply_readlink(req, $0.baseAddress) }
             }
-        } catch {
-            fail(req, c, .readlink, t0, error)
+        }) { c throws(FSError) in
+            if ControlInode.contains(ino) { throw FSError(EINVAL) }
+            return try c.fs.readlink(ino) + [0]
         }
     }
 
@@ -466,17 +461,11 @@ enum FuseOperations {
     }
 
     static func lseek(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ offset: off_t, _ whence: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        let c = FuseContext.of(req)
-        let t0 = c.stats.begin(.lseek)
-        do throws(FSError) {
+        serve(req, .lseek, reply: { req, _, r in _ = fuse_reply_lseek(req, off_t(r)) }) { c throws(FSError) in
             // Not ENOSYS for control files: the kernel would stop sending lseek for the whole mount.
             if ControlInode.contains(ino) { throw FSError(ENXIO) }
             guard let fi else { throw FSError(EINVAL) }
-            let r = try c.fs.lseek(ino, fh: fi.pointee.fh, offset: Int64(offset), whence: whence)
-            c.stats.end(.lseek, t0)
-            fuse_reply_lseek(req, off_t(r))
-        } catch {
-            fail(req, c, .lseek, t0, error)
+            return try c.fs.lseek(ino, fh: fi.pointee.fh, offset: Int64(offset), whence: whence)
         }
     }
 
